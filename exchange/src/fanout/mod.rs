@@ -1,0 +1,285 @@
+//! Fan-out: one request per eligible bidder, all at once, collected until the deadline.
+//!
+//! Each bidder has one or more instances; a request goes to the instance with
+//! fewer requests in flight out of two picked at random (power of two
+//! choices), which avoids herding onto one instance without global state.
+//! Answers are collected in arrival order until every bidder has answered or
+//! the deadline passes; the calls still running then are dropped, which
+//! cancels them (an HTTP/2 RST_STREAM), and they count as timeouts.
+
+mod client;
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use http::{header, HeaderValue, Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use tokio::time::Instant;
+
+pub use client::{BidderClient, ClientError};
+
+use crate::config::{BidderEntry, Protocol};
+
+/// Header that tells bidders which OpenRTB version they are sent.
+pub const OPENRTB_VERSION_HEADER: &str = "x-openrtb-version";
+
+/// One instance (endpoint) of a bidder.
+#[derive(Debug)]
+pub struct Instance {
+    /// Where requests are posted.
+    pub uri: Uri,
+    /// Requests in flight to this instance: the load power-of-two-choices
+    /// compares. Relaxed ordering: it is a heuristic, not a lock.
+    in_flight: AtomicUsize,
+    /// Requests sent to this instance since start (for operators and tests).
+    sent: AtomicU64,
+}
+
+impl Instance {
+    /// Requests sent to this instance since start.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Requests in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+}
+
+/// A bidder: a seat with its instances and pooled client.
+#[derive(Debug)]
+pub struct Bidder {
+    /// Seat name.
+    pub name: String,
+    /// Wire protocol.
+    pub protocol: Protocol,
+    /// Instances; never empty.
+    pub instances: Vec<Instance>,
+    client: BidderClient,
+}
+
+impl Bidder {
+    /// Builds a bidder from its configuration (endpoints were validated on load).
+    pub fn new(entry: &BidderEntry) -> Result<Self, ClientError> {
+        let instances = entry
+            .endpoints
+            .iter()
+            .filter_map(|e| e.parse::<Uri>().ok())
+            .map(|uri| Instance {
+                uri: with_path(uri),
+                in_flight: AtomicUsize::new(0),
+                sent: AtomicU64::new(0),
+            })
+            .collect();
+        Ok(Self {
+            name: entry.name.clone(),
+            protocol: entry.protocol,
+            instances,
+            client: BidderClient::new(entry)?,
+        })
+    }
+
+    /// Picks an instance by power of two choices on in-flight requests.
+    fn pick(&self) -> &Instance {
+        let n = self.instances.len();
+        if n == 1 {
+            return &self.instances[0];
+        }
+        let r = fast_rand();
+        let a = (r % n as u64) as usize;
+        // A second, different index: offset by 1..n so it never equals `a`.
+        let b = (a + 1 + ((r >> 32) % (n as u64 - 1)) as usize) % n;
+        let (ia, ib) = (&self.instances[a], &self.instances[b]);
+        if ib.in_flight() < ia.in_flight() {
+            ib
+        } else {
+            ia
+        }
+    }
+
+    /// Posts `body` to one instance and reads the answer, at most `max_body` bytes.
+    /// The caller bounds the time (the deadline); this future may be dropped at any point.
+    pub async fn call(&self, body: Bytes, max_body: usize) -> CallResult {
+        let instance = self.pick();
+        instance.sent.fetch_add(1, Ordering::Relaxed);
+        instance.in_flight.fetch_add(1, Ordering::Relaxed);
+        // Decrements on every exit, cancellation by the deadline included.
+        let _guard = InFlightGuard(&instance.in_flight);
+        let mut req = Request::new(Full::new(body));
+        *req.method_mut() = Method::POST;
+        *req.uri_mut() = instance.uri.clone();
+        let h = req.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(OPENRTB_VERSION_HEADER, HeaderValue::from_static("2.6"));
+        if self.protocol == Protocol::Http1 {
+            *req.version_mut() = http::Version::HTTP_11;
+        } else {
+            *req.version_mut() = http::Version::HTTP_2;
+        }
+        let resp = match self.client.request(req).await {
+            Ok(resp) => resp,
+            Err(e) => return CallResult::Transport(error_chain(&e)),
+        };
+        let status = resp.status();
+        if status == StatusCode::NO_CONTENT {
+            return CallResult::NoBid;
+        }
+        if status != StatusCode::OK {
+            return CallResult::HttpStatus(status.as_u16());
+        }
+        match Limited::new(resp.into_body(), max_body).collect().await {
+            Ok(collected) => {
+                let bytes = collected.to_bytes();
+                if bytes.iter().all(u8::is_ascii_whitespace) {
+                    CallResult::NoBid
+                } else {
+                    CallResult::Body(bytes)
+                }
+            }
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => CallResult::TooLarge,
+            Err(e) => CallResult::Transport(format!("reading body: {e}")),
+        }
+    }
+}
+
+/// What a bidder call produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallResult {
+    /// A 200 with a body, to be decoded.
+    Body(Bytes),
+    /// 204, or 200 with an empty body: OpenRTB's no-bid.
+    NoBid,
+    /// A status other than 200/204.
+    HttpStatus(u16),
+    /// Connection or protocol error.
+    Transport(String),
+    /// The body was larger than allowed.
+    TooLarge,
+    /// No answer before the deadline.
+    Timeout,
+}
+
+/// One bidder's answer with its timing.
+#[derive(Debug)]
+pub struct Answer {
+    /// Index of the bidder in the set that was called.
+    pub bidder: usize,
+    /// Arrival order (0 = first answer); timeouts come last.
+    pub arrival: u32,
+    /// Time from fan-out start to answer (to the deadline for timeouts).
+    pub latency: Duration,
+    /// What came back.
+    pub result: CallResult,
+}
+
+/// Calls every bidder in `bidders` with `body` and collects answers until all
+/// answered or `deadline` passed. Answers are in arrival order.
+pub async fn fan_out(
+    bidders: &[Arc<Bidder>],
+    body: Bytes,
+    deadline: Instant,
+    max_body: usize,
+) -> Vec<Answer> {
+    let start = Instant::now();
+    let mut pending: FuturesUnordered<_> = bidders
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let body = body.clone();
+            async move { (i, b.call(body, max_body).await) }
+        })
+        .collect();
+    let mut answers = Vec::with_capacity(bidders.len());
+    let mut answered = vec![false; bidders.len()];
+    let sleep = tokio::time::sleep_until(deadline);
+    tokio::pin!(sleep);
+    loop {
+        tokio::select! {
+            // Answers that are ready win over the deadline when both are.
+            biased;
+            next = pending.next() => match next {
+                Some((i, result)) => {
+                    answered[i] = true;
+                    answers.push(Answer {
+                        bidder: i,
+                        arrival: answers.len() as u32,
+                        latency: start.elapsed(),
+                        result,
+                    });
+                }
+                None => break,
+            },
+            () = &mut sleep => break,
+        }
+    }
+    // Dropping the unfinished calls cancels them.
+    drop(pending);
+    let waited = deadline.saturating_duration_since(start);
+    for (i, done) in answered.iter().enumerate() {
+        if !done {
+            answers.push(Answer {
+                bidder: i,
+                arrival: answers.len() as u32,
+                latency: waited,
+                result: CallResult::Timeout,
+            });
+        }
+    }
+    answers
+}
+
+struct InFlightGuard<'a>(&'a AtomicUsize);
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// An endpoint without a path posts to `/`.
+fn with_path(uri: Uri) -> Uri {
+    if uri.path_and_query().is_some() {
+        return uri;
+    }
+    let mut parts = uri.into_parts();
+    parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("/"))
+}
+
+/// The error and its causes, so "connection refused" is not hidden behind
+/// "client error (Connect)".
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// A per-thread xorshift generator: instance choice needs speed, not quality,
+/// and a shared generator would be a point of contention.
+fn fast_rand() -> u64 {
+    /// Seeds differ per thread; the odd constant spreads consecutive seeds.
+    static SEED: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(
+            SEED.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed) | 1,
+        );
+    }
+    STATE.with(|s| {
+        let mut x = s.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.set(x);
+        x
+    })
+}

@@ -1,0 +1,21 @@
+//! The OpenRTB 2.6 exchange: a publisher-facing HTTP server that fans bid
+//! requests out to bidders over pooled HTTP/2 under a hard deadline and runs
+//! a second-price auction per impression.
+//!
+//! Modules, from the edge inward: [`server`] (HTTP front, tower stack,
+//! drain), [`pipeline`] (one auction end to end), [`fanout`] (bidder clients,
+//! instance choice, deadline), [`auction`] and [`macros`] (pure logic),
+//! [`outcome`] (the publisher's response), [`notify`] (win notices).
+//! See ARCHITECTURE.md for the request path and the invariants.
+
+pub mod auction;
+pub mod config;
+pub mod fanout;
+pub mod macros;
+pub mod notify;
+pub mod outcome;
+pub mod pipeline;
+pub mod server;
+
+pub use config::Config;
+pub use pipeline::Exchange;

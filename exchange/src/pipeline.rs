@@ -1,0 +1,248 @@
+//! One auction, start to end: decode → validate → deadline → fan-out → bids → auction → response.
+//!
+//! This is the hot path. It never awaits anything but the bidders (bounded
+//! by the deadline), and it never blocks: win notices go to a bounded queue.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rtb_proto::openrtb::{BidRequest, BidResponse};
+use rtb_proto::{decode_request, decode_response, encode_request, validate_request, validate_response};
+use tokio::time::Instant;
+
+use crate::auction::{self, AuctionType, DealRule, ImpRule, Offer, Rules};
+use crate::config::Config;
+use crate::fanout::{fan_out, Answer, Bidder, CallResult, ClientError};
+use crate::notify::Notifier;
+use crate::outcome::{self, BidderStatus, Decoded};
+
+/// Currency assumed when a request or an answer names none (OpenRTB default).
+pub const DEFAULT_CURRENCY: &str = "USD";
+
+/// What the publisher gets.
+#[derive(Debug)]
+pub enum Reply {
+    /// 200 with this BidResponse JSON.
+    Bids(Bytes),
+    /// 204: nothing won.
+    NoBid,
+    /// 400 with this message naming the field.
+    BadRequest(String),
+}
+
+/// The exchange's shared state: configuration, bidders, notice queue.
+#[derive(Debug)]
+pub struct Exchange {
+    /// The configuration it was built from.
+    pub config: Arc<Config>,
+    bidders: Vec<Arc<Bidder>>,
+    notifier: Notifier,
+}
+
+impl Exchange {
+    /// Builds the bidders' clients and starts the win-notice task (needs a runtime).
+    pub fn new(config: Config) -> Result<Self, ClientError> {
+        let bidders = config
+            .bidders
+            .iter()
+            .filter(|b| b.enabled)
+            .map(|b| Bidder::new(b).map(Arc::new))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            config: Arc::new(config),
+            bidders,
+            notifier: Notifier::spawn(),
+        })
+    }
+
+    /// The bidders auctions fan out to.
+    pub fn bidders(&self) -> &[Arc<Bidder>] {
+        &self.bidders
+    }
+
+    /// The win-notice queue.
+    pub fn notifier(&self) -> &Notifier {
+        &self.notifier
+    }
+
+    /// Runs one auction for a request body that arrived at `arrival`.
+    pub async fn auction(&self, body: &[u8], arrival: Instant) -> Reply {
+        let mut request = match decode_request(body) {
+            Ok(r) => r,
+            Err(e) => return Reply::BadRequest(e.to_string()),
+        };
+        if let Err(v) = validate_request(&request) {
+            return Reply::BadRequest(v.to_string());
+        }
+        let currency = request
+            .cur
+            .first()
+            .map_or(DEFAULT_CURRENCY, String::as_str)
+            .to_owned();
+        if let Err(msg) = check_floor_currency(&request, &currency) {
+            return Reply::BadRequest(msg);
+        }
+        let a = &self.config.auction;
+        let budget = a.budget(request.tmax);
+        // The fan-out ends early enough to run the auction and answer in time.
+        let deadline = arrival + budget.saturating_sub(a.response_margin());
+        // Bidders are told what is left, less the network's share.
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .saturating_sub(a.bidder_network_margin());
+        let tmax_for_bidders = left.as_millis() as u32;
+        if tmax_for_bidders == 0 || self.bidders.is_empty() {
+            return Reply::NoBid;
+        }
+        let original_tmax = request.tmax;
+        request.tmax = Some(tmax_for_bidders);
+        let mut out = Vec::with_capacity(body.len() + 16);
+        encode_request(&request, &mut out);
+        request.tmax = original_tmax;
+        let answers = fan_out(
+            &self.bidders,
+            Bytes::from(out),
+            deadline,
+            a.max_bidder_response_bytes,
+        )
+        .await;
+        self.settle(&request, &currency, budget, answers)
+    }
+
+    /// Decodes the answers, runs the auction and builds the reply.
+    fn settle(
+        &self,
+        request: &BidRequest,
+        currency: &str,
+        budget: Duration,
+        answers: Vec<Answer>,
+    ) -> Reply {
+        let decoded: Vec<Decoded> = answers
+            .into_iter()
+            .map(|a| decode_answer(request, a))
+            .collect();
+        let imps: Vec<ImpRule<'_>> = request.imp.iter().map(imp_rule).collect();
+        let rules = Rules {
+            auction_type: AuctionType::from_at(request.at.and_then(|at| u8::try_from(at).ok())),
+            imps,
+            bcat: &request.bcat,
+            badv: &request.badv,
+            bapp: &request.bapp,
+        };
+        let mut offers = Vec::new();
+        let mut sources = Vec::new();
+        for (d, answer) in decoded.iter().enumerate() {
+            let BidderStatus::Bids(resp) = &answer.status else { continue };
+            let seat = self.bidders[answer.bidder].name.as_str();
+            let currency_ok = resp.cur.as_deref().unwrap_or(DEFAULT_CURRENCY) == currency;
+            for (s, seatbid) in resp.seatbid.iter().enumerate() {
+                for (b, bid) in seatbid.bid.iter().enumerate() {
+                    offers.push(Offer {
+                        seat,
+                        arrival: answer.arrival,
+                        imp: request.imp.iter().position(|i| i.id == bid.impid),
+                        price: bid.price,
+                        currency_ok,
+                        adomain: &bid.adomain,
+                        cat: &bid.cat,
+                        bundle: bid.bundle.as_deref(),
+                        dealid: bid.dealid.as_deref(),
+                    });
+                    sources.push((d, s, b));
+                }
+            }
+        }
+        let result = auction::run(&rules, &offers);
+        let names: Vec<&str> = self.bidders.iter().map(|b| b.name.as_str()).collect();
+        let built = outcome::build(outcome::Input {
+            request,
+            currency,
+            budget,
+            bidder_names: &names,
+            decoded: &decoded,
+            sources: &sources,
+            result: &result,
+            strip_nurl: self.config.auction.fire_nurl,
+        });
+        for url in built.notices {
+            self.notifier.notify(url);
+        }
+        match built.response {
+            Some(resp) => Reply::Bids(Bytes::from(resp)),
+            None => Reply::NoBid,
+        }
+    }
+}
+
+fn imp_rule(imp: &rtb_proto::openrtb::Imp) -> ImpRule<'_> {
+    let pmp = imp.pmp.as_ref();
+    ImpRule {
+        id: &imp.id,
+        floor: imp.bidfloor,
+        private_auction: pmp.and_then(|p| p.private_auction) == Some(1),
+        deals: pmp
+            .map(|p| {
+                p.deals
+                    .iter()
+                    .map(|d| DealRule {
+                        id: &d.id,
+                        floor: d.bidfloor,
+                        wseat: &d.wseat,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// Floors must be in the auction currency: the exchange has no conversion rates.
+fn check_floor_currency(request: &BidRequest, currency: &str) -> Result<(), String> {
+    for (i, imp) in request.imp.iter().enumerate() {
+        let floor_cur = imp.bidfloorcur.as_deref().unwrap_or(DEFAULT_CURRENCY);
+        if imp.bidfloor.0 > 0 && !floor_cur.eq_ignore_ascii_case(currency) {
+            return Err(format!(
+                "imp[{i}].bidfloorcur: floor currency {floor_cur} differs from the auction currency {currency} \
+                 (cur[0]) and the exchange has no conversion rates"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Turns a raw answer into bids or a reason why there are none.
+fn decode_answer(request: &BidRequest, answer: Answer) -> Decoded {
+    let status = match answer.result {
+        CallResult::Body(bytes) => match decode_response(&bytes) {
+            Err(e) => BidderStatus::Invalid(format!("invalid response: {e}")),
+            Ok(resp) => classify(request, resp),
+        },
+        CallResult::NoBid => BidderStatus::NoBid,
+        CallResult::Timeout => BidderStatus::Timeout,
+        CallResult::TooLarge => BidderStatus::Invalid("invalid response: body too large".into()),
+        CallResult::HttpStatus(s) => BidderStatus::Invalid(format!("http status {s}")),
+        CallResult::Transport(e) => BidderStatus::Error(e),
+    };
+    Decoded {
+        bidder: answer.bidder,
+        arrival: answer.arrival,
+        latency: answer.latency,
+        status,
+    }
+}
+
+fn classify(request: &BidRequest, resp: BidResponse) -> BidderStatus {
+    if resp.seatbid.iter().all(|s| s.bid.is_empty()) {
+        return BidderStatus::NoBid;
+    }
+    if let Err(v) = validate_response(&resp) {
+        return BidderStatus::Invalid(format!("invalid response: {v}"));
+    }
+    if resp.id != request.id {
+        return BidderStatus::Invalid(format!(
+            "invalid response: id: {:?} does not match the request id",
+            resp.id
+        ));
+    }
+    BidderStatus::Bids(resp)
+}

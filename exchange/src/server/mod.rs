@@ -1,0 +1,197 @@
+//! The publisher-facing HTTP server: HTTP/1.1 and h2c on one port, graceful drain.
+//!
+//! Shutdown, in order: `/readyz` turns 503, the listener closes, in-flight
+//! requests finish (each is bounded by its own deadline) within
+//! `server.drain_timeout_ms`, then the server returns.
+
+pub mod ingress;
+pub mod router;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::fanout::ClientError;
+use crate::pipeline::Exchange;
+pub use router::{handle, App, AUCTION_PATH};
+
+/// Streams one publisher connection may have open at once over HTTP/2.
+const MAX_STREAMS_PER_CONNECTION: u32 = 1024;
+/// An HTTP/1.1 client must send its headers within this time, so idle sockets
+/// cannot hold server resources.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A bidder's client could not be built.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The dedicated runtime could not start.
+    #[error("cannot start runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// An exchange serving on the current runtime.
+#[derive(Debug)]
+pub struct RunningExchange {
+    addr: SocketAddr,
+    app: Arc<App>,
+    shutdown_tx: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl RunningExchange {
+    /// The bound address (useful with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Base URL, e.g. `http://127.0.0.1:8080`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Shared state (bidders, readiness, counters).
+    pub fn app(&self) -> &Arc<App> {
+        &self.app
+    }
+
+    /// Drains and stops; returns when the server has stopped.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown_tx.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Binds `config.listen` and serves on the current tokio runtime.
+pub async fn start(config: Config) -> Result<RunningExchange, ServeError> {
+    let addr = config.listen;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Bind { addr, source })?;
+    let app = Arc::new(App::new(Exchange::new(config)?));
+    let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
+    let task = tokio::spawn(serve(listener, app.clone(), async move {
+        let _ = shutdown_rx.wait_for(|stop| *stop).await;
+    }));
+    Ok(RunningExchange {
+        addr,
+        app,
+        shutdown_tx,
+        task,
+    })
+}
+
+/// Serves connections from `listener` until `shutdown` completes, then drains.
+pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _peer) = match accepted {
+                    Ok(c) => c,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off
+                        // briefly instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let app = app.clone();
+                let svc = service_fn(move |req| handle(app.clone(), req));
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                let conn = graceful.watch(conn.into_owned());
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    app.ready.store(false, Ordering::Relaxed);
+    drop(listener);
+    let drain = Duration::from_millis(app.exchange.config.server.drain_timeout_ms);
+    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+        tracing::warn!(?drain, "drain timed out; closing remaining connections");
+    }
+}
+
+/// An exchange on its own multi-thread runtime, whose worker threads are
+/// named `rtb-exchange` so its CPU time can be told apart from a load
+/// generator's in the same process (`/proc/self/task/*/stat`).
+#[derive(Debug)]
+pub struct DedicatedExchange {
+    runtime: tokio::runtime::Runtime,
+    running: RunningExchange,
+}
+
+/// Thread name of the dedicated runtime's workers.
+pub const DEDICATED_THREAD_NAME: &str = "rtb-exchange";
+
+/// Starts the exchange on a dedicated runtime with `worker_threads` workers.
+pub fn start_dedicated(config: Config, worker_threads: usize) -> Result<DedicatedExchange, ServeError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(worker_threads.max(1))
+        .thread_name(DEDICATED_THREAD_NAME)
+        .enable_all()
+        .build()
+        .map_err(ServeError::Runtime)?;
+    let running = runtime.block_on(start(config))?;
+    Ok(DedicatedExchange { runtime, running })
+}
+
+impl DedicatedExchange {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.running.addr()
+    }
+
+    /// Shared state.
+    pub fn app(&self) -> &Arc<App> {
+        self.running.app()
+    }
+
+    /// Drains, stops, and shuts the runtime down. Must not be called from
+    /// inside an async context (it blocks).
+    pub fn shutdown(self) {
+        let Self { runtime, running } = self;
+        runtime.block_on(running.shutdown());
+        runtime.shutdown_timeout(Duration::from_secs(1));
+    }
+}

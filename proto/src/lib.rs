@@ -1,0 +1,13 @@
+//! OpenRTB 2.6 object model, codecs and validation.
+//!
+//! Decoding goes through simd-json with a serde_json fallback that names the failing field;
+//! money is carried as integer [`Micros`]. The crate does no I/O.
+
+mod codec;
+mod micros;
+pub mod openrtb;
+mod validate;
+
+pub use codec::{decode_request, decode_response, encode_request, encode_response, DecodeError};
+pub use micros::Micros;
+pub use validate::{validate_request, validate_response, Violation, Violations};
