@@ -118,6 +118,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let signals = ShutdownSignals::register().context("cannot listen for shutdown signals")?;
     let config = args.config();
     config.validate().context("invalid bidder configuration")?;
     let listener = TcpListener::bind(&args.listen)
@@ -131,26 +132,53 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     writeln!(stdout, "bidder {} listening on {}", args.seat, handle.url())?;
     stdout.flush()?;
     info!(seat = %args.seat, url = %handle.url(), %latency, fault = ?fault, "bidder ready");
-    shutdown_signal()
+    signals
+        .recv()
         .await
-        .context("cannot listen for shutdown signals")?;
+        .context("cannot wait for shutdown signals")?;
     info!("shutting down");
     handle.shutdown().await;
     Ok(())
 }
 
-/// Resolves on ctrl-c, or SIGTERM on Unix.
-async fn shutdown_signal() -> std::io::Result<()> {
+/// Shutdown signals, registered up front: a signal that arrives after the "listening" line
+/// is printed but before anyone waits for it must still be caught, not kill the process.
+struct ShutdownSignals {
     #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r,
-            _ = term.recv() => Ok(()),
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn register() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Self {
+                term: signal(SignalKind::terminate())?,
+                int: signal(SignalKind::interrupt())?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Self {})
         }
     }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await
+
+    /// Resolves on SIGTERM or SIGINT (ctrl-c).
+    async fn recv(mut self) -> std::io::Result<()> {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.term.recv() => {}
+                _ = self.int.recv() => {}
+            }
+            Ok(())
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c().await
+        }
     }
 }

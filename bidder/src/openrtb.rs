@@ -157,6 +157,31 @@ fn foreign_impid(req: &BidRequest, imp: &Imp) -> String {
     id
 }
 
+/// Stands in `adm` for the oversized padding until the response is encoded.
+const OVERSIZED_MARKER: &str = "@@oversized-padding@@";
+
+/// Replaces every marker with `<!--` + [`OVERSIZED_ADM_BYTES`] × `x` + `-->`.
+fn pad_oversized(json: Vec<u8>) -> Vec<u8> {
+    let marker = OVERSIZED_MARKER.as_bytes();
+    let mut out = Vec::with_capacity(json.len() + OVERSIZED_ADM_BYTES + 7);
+    let mut rest = &json[..];
+    while let Some(at) = rest.windows(marker.len()).position(|w| w == marker) {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(b"<!--");
+        out.extend_from_slice(padding());
+        out.extend_from_slice(b"-->");
+        rest = &rest[at + marker.len()..];
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
+/// The padding, built once (`vec![b'x'; n]` is a memset).
+fn padding() -> &'static [u8] {
+    static PADDING: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    PADDING.get_or_init(|| vec![b'x'; OVERSIZED_ADM_BYTES])
+}
+
 /// Encodes the bid response for `bids` (which must not be empty) as JSON.
 pub(crate) fn encode_response(
     req: &BidRequest,
@@ -173,10 +198,10 @@ pub(crate) fn encode_response(
                 enc.seat
             );
             if enc.oversized {
-                adm.reserve(OVERSIZED_ADM_BYTES + 7);
-                adm.push_str("<!--");
-                adm.extend(std::iter::repeat_n('x', OVERSIZED_ADM_BYTES));
-                adm.push_str("-->");
+                // A marker that the padding replaces after encoding: escaping
+                // 10 MB through serde_json takes most of a second in a debug
+                // build, a plain copy of bytes that need no escaping does not.
+                adm.push_str(OVERSIZED_MARKER);
             }
             let notice = |path: &str| {
                 format!(
@@ -213,7 +238,11 @@ pub(crate) fn encode_response(
         }],
     };
     // Serializing plain strings and finite numbers into a Vec cannot fail.
-    serde_json::to_vec(&resp).unwrap_or_default()
+    let json = serde_json::to_vec(&resp).unwrap_or_default();
+    if enc.oversized {
+        return pad_oversized(json);
+    }
+    json
 }
 
 #[cfg(test)]

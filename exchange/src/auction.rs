@@ -180,12 +180,16 @@ pub fn run(rules: &Rules<'_>, offers: &[Offer<'_>]) -> Outcome {
         let mut ranked = eligible
             .iter()
             .filter(|&&(i, _)| offers[i].imp == Some(imp));
-        let Some(&(first, floor)) = ranked.next() else { continue };
+        let Some(&(first, floor)) = ranked.next() else {
+            continue;
+        };
         let price = offers[first].price;
         let clearing = match rules.auction_type {
             AuctionType::FirstPrice => price,
             AuctionType::SecondPrice => {
-                let second = ranked.next().map_or(Micros::ZERO, |&(i, _)| offers[i].price);
+                let second = ranked
+                    .next()
+                    .map_or(Micros::ZERO, |&(i, _)| offers[i].price);
                 let base = second.max(floor);
                 Micros(price.0.min(base.0.saturating_add(INCREMENT.0)))
             }

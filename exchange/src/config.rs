@@ -277,18 +277,28 @@ impl Config {
 }
 
 fn validate_bidder(i: usize, b: &BidderEntry) -> Result<(), ConfigError> {
-    if b.name.is_empty() || !b.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+    if b.name.is_empty()
+        || !b
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
         return Err(invalid(
             format!("bidders[{i}].name"),
             "must be non-empty and use only letters, digits, '-', '_' and '.'",
         ));
     }
     if b.endpoints.is_empty() {
-        return Err(invalid(format!("bidders[{i}].endpoints"), "at least one endpoint is required"));
+        return Err(invalid(
+            format!("bidders[{i}].endpoints"),
+            "at least one endpoint is required",
+        ));
     }
     for (j, e) in b.endpoints.iter().enumerate() {
         let key = format!("bidders[{i}].endpoints[{j}]");
-        let uri: Uri = e.parse().map_err(|err| invalid(&key, format!("not a URL: {err}")))?;
+        let uri: Uri = e
+            .parse()
+            .map_err(|err| invalid(&key, format!("not a URL: {err}")))?;
         let scheme = uri.scheme_str().unwrap_or("");
         if scheme != b.protocol.scheme() {
             return Err(invalid(
@@ -341,11 +351,29 @@ protocol = "h2c"
     #[test]
     fn bad_values_name_the_key() {
         let cases = [
-            (SAMPLE.replace("9011\"", "9011\", \"ftp://x\""), "bidders[0].endpoints[2]"),
-            (SAMPLE.replace("\"h2c\"", "\"h2\""), "bidders[0].endpoints[0]"),
-            (SAMPLE.replace("max_tmax_ms = 500", "max_tmax_ms = 50"), "auction.max_tmax_ms"),
-            (SAMPLE.replace("endpoints = [\"http://127.0.0.1:9001\", \"http://127.0.0.1:9011\"]", "endpoints = []"), "bidders[0].endpoints"),
-            (format!("{SAMPLE}\n[[bidders]]\nname = \"alpha\"\nendpoints = [\"http://a\"]\n"), "bidders[1].name"),
+            (
+                SAMPLE.replace("9011\"", "9011\", \"ftp://x\""),
+                "bidders[0].endpoints[2]",
+            ),
+            (
+                SAMPLE.replace("\"h2c\"", "\"h2\""),
+                "bidders[0].endpoints[0]",
+            ),
+            (
+                SAMPLE.replace("max_tmax_ms = 500", "max_tmax_ms = 50"),
+                "auction.max_tmax_ms",
+            ),
+            (
+                SAMPLE.replace(
+                    "endpoints = [\"http://127.0.0.1:9001\", \"http://127.0.0.1:9011\"]",
+                    "endpoints = []",
+                ),
+                "bidders[0].endpoints",
+            ),
+            (
+                format!("{SAMPLE}\n[[bidders]]\nname = \"alpha\"\nendpoints = [\"http://a\"]\n"),
+                "bidders[1].name",
+            ),
         ];
         for (text, key) in cases {
             let err = Config::from_toml_str(&text).unwrap_err().to_string();

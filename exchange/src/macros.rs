@@ -107,7 +107,10 @@ mod tests {
 
     #[test]
     fn text_without_macros_is_borrowed() {
-        assert!(matches!(substitute("<div>ad</div>", &values()), Cow::Borrowed(_)));
+        assert!(matches!(
+            substitute("<div>ad</div>", &values()),
+            Cow::Borrowed(_)
+        ));
     }
 
     #[test]

@@ -67,7 +67,9 @@ async fn run(mut rx: mpsc::Receiver<String>, counters: Arc<NoticeCounters>) {
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build(https);
     let permits = Arc::new(Semaphore::new(CONCURRENCY));
     while let Some(url) = rx.recv().await {
-        let Ok(permit) = permits.clone().acquire_owned().await else { return };
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
         let client = client.clone();
         let counters = counters.clone();
         tokio::spawn(async move {
@@ -81,7 +83,10 @@ async fn run(mut rx: mpsc::Receiver<String>, counters: Arc<NoticeCounters>) {
                         resp.into_body().collect().await.ok()?;
                         Some(ok)
                     };
-                    matches!(tokio::time::timeout(NOTICE_TIMEOUT, call).await, Ok(Some(true)))
+                    matches!(
+                        tokio::time::timeout(NOTICE_TIMEOUT, call).await,
+                        Ok(Some(true))
+                    )
                 }
                 Err(_) => false,
             };

@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
-use rtb_proto::openrtb::{BidRequest, BidResponse, Ext, SeatBid};
 use rtb_proto::encode_response;
+use rtb_proto::openrtb::{BidRequest, BidResponse, Ext, SeatBid};
 use serde_json::{json, Map, Value};
 
 use crate::auction::{LossReason, Outcome};
@@ -110,7 +110,11 @@ pub fn build(input: Input<'_>) -> Built {
             loss: LossReason::Won.code(),
             min_to_win: win.clearing,
         };
-        let sub = |field: &Option<String>| field.as_deref().map(|t| substitute(t, &values).into_owned());
+        let sub = |field: &Option<String>| {
+            field
+                .as_deref()
+                .map(|t| substitute(t, &values).into_owned())
+        };
         let mut out = bid.clone();
         out.price = win.clearing;
         out.adm = sub(&bid.adm);
@@ -120,7 +124,10 @@ pub fn build(input: Input<'_>) -> Built {
         if input.strip_nurl {
             notices.extend(out.nurl.take());
         }
-        match seatbids.iter_mut().find(|sb| sb.seat.as_deref() == Some(seat)) {
+        match seatbids
+            .iter_mut()
+            .find(|sb| sb.seat.as_deref() == Some(seat))
+        {
             Some(sb) => sb.bid.push(out),
             None => seatbids.push(SeatBid {
                 bid: vec![out],
@@ -155,10 +162,11 @@ fn ext(input: &Input<'_>) -> Ext {
     let mut times = Map::new();
     // Seat name → its non-bids, in bidder order.
     let mut nonbids: Vec<(usize, Vec<Value>)> = Vec::new();
-    let mut push = |bidder: usize, entry: Value| match nonbids.iter_mut().find(|(b, _)| *b == bidder) {
-        Some((_, v)) => v.push(entry),
-        None => nonbids.push((bidder, vec![entry])),
-    };
+    let mut push =
+        |bidder: usize, entry: Value| match nonbids.iter_mut().find(|(b, _)| *b == bidder) {
+            Some((_, v)) => v.push(entry),
+            None => nonbids.push((bidder, vec![entry])),
+        };
     for d in input.decoded {
         let name = input.bidder_names[d.bidder];
         times.insert(name.to_owned(), json!(d.latency.as_millis() as u64));
@@ -169,7 +177,10 @@ fn ext(input: &Input<'_>) -> Ext {
             BidderStatus::Bids(_) | BidderStatus::NoBid => continue,
         };
         for imp in &input.request.imp {
-            push(d.bidder, json!({"impid": imp.id, "statuscode": code, "reason": reason}));
+            push(
+                d.bidder,
+                json!({"impid": imp.id, "statuscode": code, "reason": reason}),
+            );
         }
     }
     for (offer, reason) in input.result.reasons.iter().enumerate() {
@@ -177,7 +188,9 @@ fn ext(input: &Input<'_>) -> Ext {
             continue;
         }
         let (d, s, b) = input.sources[offer];
-        let BidderStatus::Bids(resp) = &input.decoded[d].status else { continue };
+        let BidderStatus::Bids(resp) = &input.decoded[d].status else {
+            continue;
+        };
         let bid = &resp.seatbid[s].bid[b];
         push(
             input.decoded[d].bidder,

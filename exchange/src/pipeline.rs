@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rtb_proto::openrtb::{BidRequest, BidResponse};
-use rtb_proto::{decode_request, decode_response, encode_request, validate_request, validate_response};
+use rtb_proto::{
+    decode_request, decode_response, encode_request, validate_request, validate_response,
+};
 use tokio::time::Instant;
 
 use crate::auction::{self, AuctionType, DealRule, ImpRule, Offer, Rules};
@@ -133,7 +135,9 @@ impl Exchange {
         let mut offers = Vec::new();
         let mut sources = Vec::new();
         for (d, answer) in decoded.iter().enumerate() {
-            let BidderStatus::Bids(resp) = &answer.status else { continue };
+            let BidderStatus::Bids(resp) = &answer.status else {
+                continue;
+            };
             let seat = self.bidders[answer.bidder].name.as_str();
             let currency_ok = resp.cur.as_deref().unwrap_or(DEFAULT_CURRENCY) == currency;
             for (s, seatbid) in resp.seatbid.iter().enumerate() {

@@ -40,14 +40,20 @@ pub fn parse_stat(line: &str) -> Option<(String, u64)> {
 /// Sum of user + system CPU time of this process's threads whose name starts
 /// with `prefix`; `None` where `/proc` cannot be read (not Linux).
 pub fn threads_cpu(prefix: &str) -> Option<Duration> {
-    threads_cpu_in(Path::new("/proc/self/task"), prefix, clock_ticks_per_second())
+    threads_cpu_in(
+        Path::new("/proc/self/task"),
+        prefix,
+        clock_ticks_per_second(),
+    )
 }
 
 fn threads_cpu_in(tasks: &Path, prefix: &str, ticks_per_s: u64) -> Option<Duration> {
     let mut ticks = 0u64;
-    for entry in std::fs::read_dir(tasks).ok().flatten() {
+    for entry in std::fs::read_dir(tasks).ok()?.flatten() {
         // Threads can end between listing and reading; skip those.
-        let Ok(line) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Ok(line) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
         if let Some((comm, t)) = parse_stat(&line) {
             if comm.starts_with(prefix) {
                 ticks += t;
@@ -63,7 +69,8 @@ mod tests {
 
     #[test]
     fn parses_a_stat_line_with_odd_comm() {
-        let line = "1234 (rtb-exchange) x) S 1 1234 1234 0 -1 4194368 100 0 0 0 37 5 0 0 20 0 4 0 100 0 0";
+        let line =
+            "1234 (rtb-exchange) x) S 1 1234 1234 0 -1 4194368 100 0 0 0 37 5 0 0 20 0 4 0 100 0 0";
         assert_eq!(parse_stat(line), Some(("rtb-exchange) x".to_owned(), 42)));
         assert_eq!(parse_stat("garbage"), None);
     }

@@ -42,7 +42,9 @@ impl std::str::FromStr for HttpVersion {
         match s {
             "http1" => Ok(HttpVersion::Http1),
             "http2" => Ok(HttpVersion::Http2),
-            other => Err(format!("unknown protocol {other:?} (expected http1 or http2)")),
+            other => Err(format!(
+                "unknown protocol {other:?} (expected http1 or http2)"
+            )),
         }
     }
 }
@@ -99,10 +101,20 @@ pub struct LoadResult {
 }
 
 /// Runs the load against the target and returns what was recorded.
-pub async fn run(config: &LoadConfig, pool: &BodyPool, live: Arc<Live>) -> anyhow::Result<LoadResult> {
-    let uri: Uri = config.target.parse().with_context(|| format!("bad target url {:?}", config.target))?;
+pub async fn run(
+    config: &LoadConfig,
+    pool: &BodyPool,
+    live: Arc<Live>,
+) -> anyhow::Result<LoadResult> {
+    let uri: Uri = config
+        .target
+        .parse()
+        .with_context(|| format!("bad target url {:?}", config.target))?;
     if uri.scheme_str() != Some("http") || uri.authority().is_none() {
-        bail!("target url must be http://host:port/path, got {:?}", config.target);
+        bail!(
+            "target url must be http://host:port/path, got {:?}",
+            config.target
+        );
     }
     let client = Arc::new(HttpClient::new(config, &uri).await?);
     let recorder = Arc::new(Mutex::new(Recorder::new()));
@@ -123,8 +135,13 @@ pub async fn run(config: &LoadConfig, pool: &BodyPool, live: Arc<Live>) -> anyho
         let body = pool.body(sent);
         sent += 1;
         live.sent.fetch_add(1, Ordering::Relaxed);
-        let (client, recorder, live, uri, timeout) =
-            (client.clone(), recorder.clone(), live.clone(), uri.clone(), config.timeout);
+        let (client, recorder, live, uri, timeout) = (
+            client.clone(),
+            recorder.clone(),
+            live.clone(),
+            uri.clone(),
+            config.timeout,
+        );
         tasks.spawn(async move {
             let outcome = match tokio::time::timeout(timeout, client.send(uri, body)).await {
                 Ok(Ok(status)) => Outcome::Status(status),
@@ -152,14 +169,17 @@ pub async fn run(config: &LoadConfig, pool: &BodyPool, live: Arc<Live>) -> anyho
     Ok(LoadResult {
         recorder,
         sent,
-        send_window: last_send.saturating_duration_since(start).max(config.schedule.duration()),
+        send_window: last_send
+            .saturating_duration_since(start)
+            .max(config.schedule.duration()),
         elapsed,
         max_send_lag,
     })
 }
 
 enum HttpClient {
-    Http1(Client<HttpConnector, Full<Bytes>>),
+    // Boxed: the pooled client is several times larger than the h2 pool.
+    Http1(Box<Client<HttpConnector, Full<Bytes>>>),
     Http2(H2Pool),
 }
 
@@ -173,10 +193,13 @@ impl HttpClient {
                     .pool_idle_timeout(Duration::from_secs(30))
                     .pool_max_idle_per_host(usize::MAX)
                     .build(connector);
-                Ok(HttpClient::Http1(client))
+                Ok(HttpClient::Http1(Box::new(client)))
             }
             HttpVersion::Http2 => {
-                let authority = uri.authority().map(|a| a.as_str().to_owned()).unwrap_or_default();
+                let authority = uri
+                    .authority()
+                    .map(|a| a.as_str().to_owned())
+                    .unwrap_or_default();
                 let pool = H2Pool::connect(authority, config.connections.max(1)).await?;
                 Ok(HttpClient::Http2(pool))
             }
@@ -185,8 +208,10 @@ impl HttpClient {
 
     async fn send(&self, uri: Uri, body: Bytes) -> anyhow::Result<u16> {
         let mut req = Request::post(uri).body(Full::new(body))?;
-        req.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        req.headers_mut().insert("x-openrtb-version", HeaderValue::from_static("2.6"));
+        req.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        req.headers_mut()
+            .insert("x-openrtb-version", HeaderValue::from_static("2.6"));
         let resp = match self {
             HttpClient::Http1(client) => client.request(req).await?,
             HttpClient::Http2(pool) => {
@@ -217,7 +242,11 @@ impl H2Pool {
             // Dialled up front so connection setup is not part of the measured run.
             senders.push(Mutex::new(Some(dial(&authority).await?)));
         }
-        Ok(H2Pool { authority, senders, next: AtomicUsize::new(0) })
+        Ok(H2Pool {
+            authority,
+            senders,
+            next: AtomicUsize::new(0),
+        })
     }
 
     async fn sender(&self) -> anyhow::Result<SendRequest<Full<Bytes>>> {
@@ -235,7 +264,9 @@ impl H2Pool {
 }
 
 async fn dial(authority: &str) -> anyhow::Result<SendRequest<Full<Bytes>>> {
-    let tcp = tokio::net::TcpStream::connect(authority).await.with_context(|| format!("connecting to {authority}"))?;
+    let tcp = tokio::net::TcpStream::connect(authority)
+        .await
+        .with_context(|| format!("connecting to {authority}"))?;
     tcp.set_nodelay(true)?;
     let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())

@@ -1,1 +1,127 @@
-fn main() {}
+//! `perf`: parses the command line and hands over to the `rtb_perf` library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use rtb_perf::load::HttpVersion;
+use rtb_perf::local::Options;
+use rtb_perf::scenario::Overrides;
+
+/// Simulated publisher traffic and latency reports for the exchange.
+#[derive(Debug, Parser)]
+#[command(name = "perf", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the scenario's simulated bidders and an exchange in this process, load it, report.
+    Local(RunArgs),
+    /// Load an exchange that is already running (the scenario's bidders are ignored).
+    Run {
+        /// Full auction URL, e.g. http://127.0.0.1:8080/openrtb2/auction.
+        #[arg(long)]
+        target: String,
+        #[command(flatten)]
+        args: RunArgs,
+    },
+    /// Print per-percentile differences between two report.json files (B - A).
+    Compare {
+        /// Baseline report.json.
+        a: PathBuf,
+        /// Candidate report.json.
+        b: PathBuf,
+    },
+    /// Parse and validate scenario files.
+    Check {
+        /// Scenario files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Scenario file (perf/scenarios/*.toml).
+    #[arg(long)]
+    scenario: PathBuf,
+    /// Replace the arrival plan with this flat rate (requests/s).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Replace the run length (seconds).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Replace the protocol: http1 or http2.
+    #[arg(long)]
+    protocol: Option<HttpVersion>,
+    /// Replace the number of HTTP/2 connections.
+    #[arg(long)]
+    connections: Option<usize>,
+    /// Output directory (default perf/out/<scenario>-<timestamp>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Exit with status 2 when the scenario's goal_p99_ms is not met.
+    #[arg(long)]
+    check_goal: bool,
+}
+
+impl RunArgs {
+    fn options(&self) -> Options {
+        Options {
+            scenario: self.scenario.clone(),
+            overrides: Overrides {
+                rate: self.rate,
+                duration_s: self.duration,
+                protocol: self.protocol,
+                connections: self.connections,
+            },
+            out: self.out.clone(),
+            print: true,
+        }
+    }
+}
+
+fn main() -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let (outcome, check) = match cli.command {
+        Command::Local(args) => (
+            rtb_perf::local::run_local(&args.options())?,
+            args.check_goal,
+        ),
+        Command::Run { target, args } => (
+            rtb_perf::local::run_external(&args.options(), &target)?,
+            args.check_goal,
+        ),
+        Command::Compare { a, b } => {
+            print!(
+                "{}",
+                rtb_perf::report::compare(
+                    &rtb_perf::report::read(&a)?,
+                    &rtb_perf::report::read(&b)?
+                )
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Check { files } => {
+            for f in files {
+                let s = rtb_perf::scenario::Scenario::load(&f)?;
+                println!("{}: ok ({})", f.display(), s.name);
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    Ok(if check && outcome.report.goal_met == Some(false) {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

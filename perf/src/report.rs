@@ -183,7 +183,13 @@ impl Report {
             .enumerate()
             .map(|(i, h)| {
                 let p = Percentiles::of(h);
-                SecondStats { second: i as u64, count: p.count, p50_ms: p.p50, p99_ms: p.p99, max_ms: p.max }
+                SecondStats {
+                    second: i as u64,
+                    count: p.count,
+                    p50_ms: p.p50,
+                    p99_ms: p.p99,
+                    max_ms: p.max,
+                }
             })
             .collect();
         Report {
@@ -221,7 +227,11 @@ impl Report {
     pub fn table(&self) -> String {
         let mut o = String::new();
         let s = &self.status;
-        let _ = writeln!(o, "scenario     {} ({}, {} → {})", self.scenario, self.mode, self.protocol, self.target);
+        let _ = writeln!(
+            o,
+            "scenario     {} ({}, {} → {})",
+            self.scenario, self.mode, self.protocol, self.target
+        );
         let _ = writeln!(o, "goal         {}", self.goal);
         let _ = writeln!(
             o,
@@ -233,18 +243,28 @@ impl Report {
             "status       200: {}  204: {}  503 shed: {}  4xx: {}  5xx: {}  other: {}  timeout: {}  error: {}",
             s.ok_200, s.no_bid_204, s.shed_503, s.client_4xx, s.server_5xx, s.other_status, s.timeouts, s.errors
         );
-        let _ = writeln!(o, "latency ms   (from intended send time, {} recorded)", self.latency_ms.count);
+        let _ = writeln!(
+            o,
+            "latency ms   (from intended send time, {} recorded)",
+            self.latency_ms.count
+        );
         for (name, v) in self.latency_ms.rows() {
             let _ = writeln!(o, "  {name:<10} {v:>10.3}");
         }
         let cpu = match self.exchange_cpu_us_per_auction {
-            Some(us) => format!("{us:.1} µs/auction ({:.2} s total)", self.exchange_cpu_s.unwrap_or(0.0)),
+            Some(us) => format!(
+                "{us:.1} µs/auction ({:.2} s total)",
+                self.exchange_cpu_s.unwrap_or(0.0)
+            ),
             None => "n/a".to_owned(),
         };
         let _ = writeln!(o, "exchange cpu {cpu}");
         let met = match (self.goal_met, self.goal_p99_ms) {
             (Some(true), Some(g)) => format!("yes (p99 {:.3} ms <= {g} ms)", self.latency_ms.p99),
-            (Some(false), Some(g)) => format!("NO (p99 {:.3} ms > {g} ms, or nothing answered)", self.latency_ms.p99),
+            (Some(false), Some(g)) => format!(
+                "NO (p99 {:.3} ms > {g} ms, or nothing answered)",
+                self.latency_ms.p99
+            ),
             _ => "n/a (no goal_p99_ms)".to_owned(),
         };
         let _ = writeln!(o, "goal met     {met}");
@@ -272,40 +292,75 @@ pub fn write(dir: &Path, report: &Report, hist: &Histogram<u64>) -> anyhow::Resu
     let text = serde_json::to_string_pretty(report)?;
     std::fs::write(&json, text + "\n").with_context(|| format!("writing {}", json.display()))?;
     let hgrm_path = dir.join("latency.hgrm");
-    std::fs::write(&hgrm_path, hgrm(hist)).with_context(|| format!("writing {}", hgrm_path.display()))?;
+    std::fs::write(&hgrm_path, hgrm(hist))
+        .with_context(|| format!("writing {}", hgrm_path.display()))?;
     let svg = dir.join("latency.svg");
-    std::fs::write(&svg, crate::svg::render(report, hist)).with_context(|| format!("writing {}", svg.display()))?;
-    Ok(Written { dir: dir.to_owned(), json, hgrm: hgrm_path, svg })
+    std::fs::write(&svg, crate::svg::render(report, hist))
+        .with_context(|| format!("writing {}", svg.display()))?;
+    Ok(Written {
+        dir: dir.to_owned(),
+        json,
+        hgrm: hgrm_path,
+        svg,
+    })
 }
 
 /// Reads a `report.json`.
 pub fn read(path: &Path) -> anyhow::Result<Report> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
 /// Side-by-side percentiles of two reports, with differences (B − A).
 pub fn compare(a: &Report, b: &Report) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "A: {} ({}, {:.0}/s)   B: {} ({}, {:.0}/s)", a.scenario, a.mode, a.achieved_rate, b.scenario, b.mode, b.achieved_rate);
-    let _ = writeln!(o, "{:<10} {:>12} {:>12} {:>12} {:>9}", "ms", "A", "B", "B-A", "change");
+    let _ = writeln!(
+        o,
+        "A: {} ({}, {:.0}/s)   B: {} ({}, {:.0}/s)",
+        a.scenario, a.mode, a.achieved_rate, b.scenario, b.mode, b.achieved_rate
+    );
+    let _ = writeln!(
+        o,
+        "{:<10} {:>12} {:>12} {:>12} {:>9}",
+        "ms", "A", "B", "B-A", "change"
+    );
     for ((name, va), (_, vb)) in a.latency_ms.rows().into_iter().zip(b.latency_ms.rows()) {
-        let pct = if va > 0.0 { format!("{:+.1}%", (vb - va) / va * 100.0) } else { "-".to_owned() };
-        let _ = writeln!(o, "{name:<10} {va:>12.3} {vb:>12.3} {:>+12.3} {pct:>9}", vb - va);
+        let pct = if va > 0.0 {
+            format!("{:+.1}%", (vb - va) / va * 100.0)
+        } else {
+            "-".to_owned()
+        };
+        let _ = writeln!(
+            o,
+            "{name:<10} {va:>12.3} {vb:>12.3} {:>+12.3} {pct:>9}",
+            vb - va
+        );
     }
     let rows = [
         ("sent", a.sent as f64, b.sent as f64),
         ("rate/s", a.achieved_rate, b.achieved_rate),
         ("200", a.status.ok_200 as f64, b.status.ok_200 as f64),
-        ("204", a.status.no_bid_204 as f64, b.status.no_bid_204 as f64),
+        (
+            "204",
+            a.status.no_bid_204 as f64,
+            b.status.no_bid_204 as f64,
+        ),
         ("503", a.status.shed_503 as f64, b.status.shed_503 as f64),
-        ("timeout", a.status.timeouts as f64, b.status.timeouts as f64),
+        (
+            "timeout",
+            a.status.timeouts as f64,
+            b.status.timeouts as f64,
+        ),
         ("error", a.status.errors as f64, b.status.errors as f64),
     ];
     for (name, va, vb) in rows {
         let _ = writeln!(o, "{name:<10} {va:>12.1} {vb:>12.1} {:>+12.1}", vb - va);
     }
-    let cpu = |r: &Report| r.exchange_cpu_us_per_auction.map_or("n/a".to_owned(), |v| format!("{v:.1}"));
+    let cpu = |r: &Report| {
+        r.exchange_cpu_us_per_auction
+            .map_or("n/a".to_owned(), |v| format!("{v:.1}"))
+    };
     let _ = writeln!(o, "{:<10} {:>12} {:>12}", "cpu µs/auc", cpu(a), cpu(b));
     o
 }
@@ -324,8 +379,22 @@ pub fn run_dir_name(scenario: &str, unix_s: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    let safe: String = scenario.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
-    format!("{safe}-{y:04}{m:02}{d:02}-{:02}{:02}{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+    let safe: String = scenario
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!(
+        "{safe}-{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 #[cfg(test)]

@@ -88,10 +88,17 @@ impl BodyPool {
             let value = generator.request(&mut rng);
             let bytes = serde_json::to_vec(&value).context("encoding a generated request")?;
             let marker = format!("\"id\":\"{ID_PLACEHOLDER}\"");
-            let id_digits_at = find(&bytes, marker.as_bytes()).map(|at| at + marker.len() - 1 - ID_DIGITS);
-            templates.push(Template { bytes: Bytes::from(bytes), id_digits_at });
+            let id_digits_at =
+                find(&bytes, marker.as_bytes()).map(|at| at + marker.len() - 1 - ID_DIGITS);
+            templates.push(Template {
+                bytes: Bytes::from(bytes),
+                id_digits_at,
+            });
         }
-        Ok(BodyPool { templates, source: format!("generated (seed {}, {} bodies)", mix.seed, mix.pool) })
+        Ok(BodyPool {
+            templates,
+            source: format!("generated (seed {}, {} bodies)", mix.seed, mix.pool),
+        })
     }
 
     /// Loads every `*.json` file of `dir`, in name order, to be sent as is
@@ -109,9 +116,15 @@ impl BodyPool {
         let mut templates = Vec::with_capacity(paths.len());
         for p in &paths {
             let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
-            templates.push(Template { bytes: Bytes::from(bytes), id_digits_at: None });
+            templates.push(Template {
+                bytes: Bytes::from(bytes),
+                id_digits_at: None,
+            });
         }
-        Ok(BodyPool { templates, source: format!("replay of {} files from {}", paths.len(), dir.display()) })
+        Ok(BodyPool {
+            templates,
+            source: format!("replay of {} files from {}", paths.len(), dir.display()),
+        })
     }
 
     /// Number of distinct bodies.
@@ -163,9 +176,18 @@ struct Generator {
     publishers: Vec<Publisher>,
 }
 
-const CATS: &[&str] = &["IAB1", "IAB2", "IAB3", "IAB9", "IAB12", "IAB17", "IAB19", "IAB20"];
+const CATS: &[&str] = &[
+    "IAB1", "IAB2", "IAB3", "IAB9", "IAB12", "IAB17", "IAB19", "IAB20",
+];
 const COUNTRIES: &[&str] = &["USA", "GBR", "DEU", "FRA", "BRA", "JPN", "IND", "CAN"];
-const SIZES: &[(u32, u32)] = &[(300, 250), (728, 90), (320, 50), (160, 600), (300, 600), (970, 250)];
+const SIZES: &[(u32, u32)] = &[
+    (300, 250),
+    (728, 90),
+    (320, 50),
+    (160, 600),
+    (300, 600),
+    (970, 250),
+];
 const UAS: &[&str] = &[
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36",
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15",
@@ -176,9 +198,17 @@ const UAS: &[&str] = &[
 impl Generator {
     fn new(mix: &RequestMix) -> anyhow::Result<Generator> {
         if mix.imps_min == 0 || mix.imps_min > mix.imps_max {
-            bail!("requests.imps: need 1 <= min <= max, got {}..{}", mix.imps_min, mix.imps_max);
+            bail!(
+                "requests.imps: need 1 <= min <= max, got {}..{}",
+                mix.imps_min,
+                mix.imps_max
+            );
         }
-        if mix.banner < 0.0 || mix.video < 0.0 || mix.native < 0.0 || mix.banner + mix.video + mix.native <= 0.0 {
+        if mix.banner < 0.0
+            || mix.video < 0.0
+            || mix.native < 0.0
+            || mix.banner + mix.video + mix.native <= 0.0
+        {
             bail!("requests.media: weights must be >= 0 and not all zero");
         }
         if mix.tmax_ms.is_empty() {
@@ -202,7 +232,10 @@ impl Generator {
                 }
             })
             .collect();
-        Ok(Generator { mix: mix.clone(), publishers })
+        Ok(Generator {
+            mix: mix.clone(),
+            publishers,
+        })
     }
 
     fn request(&self, rng: &mut SmallRng) -> Value {
@@ -244,7 +277,11 @@ impl Generator {
                 "cat": [p.cat],
                 "publisher": publisher,
             });
-            req["device"]["ifa"] = json!(format!("{:08x}-0000-4000-8000-{:012x}", rng.gen::<u32>(), rng.gen::<u64>() & 0xffff_ffff_ffff));
+            req["device"]["ifa"] = json!(format!(
+                "{:08x}-0000-4000-8000-{:012x}",
+                rng.gen::<u32>(),
+                rng.gen::<u64>() & 0xffff_ffff_ffff
+            ));
         } else {
             req["site"] = json!({
                 "id": format!("site-{}", p.id),
@@ -311,23 +348,39 @@ mod tests {
 
     #[test]
     fn same_seed_same_bodies_and_unique_ids() {
-        let mix = RequestMix { pool: 64, ..RequestMix::default() };
+        let mix = RequestMix {
+            pool: 64,
+            ..RequestMix::default()
+        };
         let a = BodyPool::generate(&mix).unwrap();
         let b = BodyPool::generate(&mix).unwrap();
         for n in 0..200 {
             assert_eq!(a.body(n), b.body(n));
         }
-        let other = BodyPool::generate(&RequestMix { seed: 43, ..mix.clone() }).unwrap();
+        let other = BodyPool::generate(&RequestMix {
+            seed: 43,
+            ..mix.clone()
+        })
+        .unwrap();
         assert_ne!(a.body(0), other.body(0));
         let ids: std::collections::HashSet<String> = (0..200)
-            .map(|n| serde_json::from_slice::<Value>(&a.body(n)).unwrap()["id"].as_str().unwrap().to_owned())
+            .map(|n| {
+                serde_json::from_slice::<Value>(&a.body(n)).unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
             .collect();
         assert_eq!(ids.len(), 200);
     }
 
     #[test]
     fn mix_covers_sites_apps_and_all_media() {
-        let pool = BodyPool::generate(&RequestMix { pool: 500, ..RequestMix::default() }).unwrap();
+        let pool = BodyPool::generate(&RequestMix {
+            pool: 500,
+            ..RequestMix::default()
+        })
+        .unwrap();
         let (mut site, mut app, mut banner, mut video, mut native, mut multi) = (0, 0, 0, 0, 0, 0);
         let mut tmax = std::collections::BTreeSet::new();
         for n in 0..pool.len() as u64 {
@@ -364,7 +417,16 @@ mod tests {
 
     #[test]
     fn bad_mix_is_refused() {
-        assert!(BodyPool::generate(&RequestMix { imps_min: 3, imps_max: 2, ..RequestMix::default() }).is_err());
-        assert!(BodyPool::generate(&RequestMix { tmax_ms: vec![], ..RequestMix::default() }).is_err());
+        assert!(BodyPool::generate(&RequestMix {
+            imps_min: 3,
+            imps_max: 2,
+            ..RequestMix::default()
+        })
+        .is_err());
+        assert!(BodyPool::generate(&RequestMix {
+            tmax_ms: vec![],
+            ..RequestMix::default()
+        })
+        .is_err());
     }
 }

@@ -105,7 +105,11 @@ impl Default for RequestsSection {
         RequestsSection {
             seed: m.seed,
             imps: [m.imps_min, m.imps_max],
-            media: MediaSection { banner: m.banner, video: m.video, native: m.native },
+            media: MediaSection {
+                banner: m.banner,
+                video: m.video,
+                native: m.native,
+            },
             app_share: m.app_share,
             tmax_ms: m.tmax_ms,
             publishers: m.publishers,
@@ -145,7 +149,11 @@ pub struct ExchangeSection {
 
 impl Default for ExchangeSection {
     fn default() -> Self {
-        ExchangeSection { workers: 1, config: None, path: "/openrtb2/auction".to_owned() }
+        ExchangeSection {
+            workers: 1,
+            config: None,
+            path: "/openrtb2/auction".to_owned(),
+        }
     }
 }
 
@@ -207,8 +215,10 @@ pub struct Overrides {
 impl Scenario {
     /// Reads, parses and validates a scenario file.
     pub fn load(path: &Path) -> anyhow::Result<Scenario> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading scenario {}", path.display()))?;
-        let mut s = Scenario::parse(&text).with_context(|| format!("scenario {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading scenario {}", path.display()))?;
+        let mut s =
+            Scenario::parse(&text).with_context(|| format!("scenario {}", path.display()))?;
         if let Some(dir) = &s.requests.replay_dir {
             if dir.is_relative() && !dir.exists() {
                 if let Some(base) = path.parent() {
@@ -221,7 +231,8 @@ impl Scenario {
 
     /// Parses and validates scenario TOML.
     pub fn parse(text: &str) -> anyhow::Result<Scenario> {
-        let s: Scenario = toml::from_str(text).map_err(|e| anyhow!("{}", e.to_string().trim_end()))?;
+        let s: Scenario =
+            toml::from_str(text).map_err(|e| anyhow!("{}", e.to_string().trim_end()))?;
         s.validate()?;
         Ok(s)
     }
@@ -239,7 +250,9 @@ impl Scenario {
         let l = &self.load;
         match (l.rate, l.duration_s, l.phases.is_empty()) {
             (Some(_), Some(_), true) | (None, None, false) => {}
-            (_, _, false) => bail!("load.phases: give either phases or rate and duration_s, not both"),
+            (_, _, false) => {
+                bail!("load.phases: give either phases or rate and duration_s, not both")
+            }
             (None, _, true) => bail!("load.rate: missing (or give load.phases)"),
             (_, None, true) => bail!("load.duration_s: missing (or give load.phases)"),
         }
@@ -267,11 +280,15 @@ impl Scenario {
             bail!("requests.imps: need 1 <= min <= max, got {:?}", r.imps);
         }
         let m = r.media;
-        if m.banner < 0.0 || m.video < 0.0 || m.native < 0.0 || m.banner + m.video + m.native <= 0.0 {
+        if m.banner < 0.0 || m.video < 0.0 || m.native < 0.0 || m.banner + m.video + m.native <= 0.0
+        {
             bail!("requests.media: weights must be >= 0 and not all zero");
         }
         if !(0.0..=1.0).contains(&r.app_share) {
-            bail!("requests.app_share: must be within 0..=1, got {}", r.app_share);
+            bail!(
+                "requests.app_share: must be within 0..=1, got {}",
+                r.app_share
+            );
         }
         if r.tmax_ms.is_empty() || r.tmax_ms.contains(&0) {
             bail!("requests.tmax_ms: needs at least one value, all above 0");
@@ -280,7 +297,10 @@ impl Scenario {
             bail!("requests.publishers: must be at least 1");
         }
         if r.bidfloor[0] < 0.0 || r.bidfloor[0] > r.bidfloor[1] {
-            bail!("requests.bidfloor: need 0 <= min <= max, got {:?}", r.bidfloor);
+            bail!(
+                "requests.bidfloor: need 0 <= min <= max, got {:?}",
+                r.bidfloor
+            );
         }
         if r.pool == 0 {
             bail!("requests.pool: must be at least 1");
@@ -289,7 +309,10 @@ impl Scenario {
             bail!("exchange.workers: must be at least 1");
         }
         if !self.exchange.path.starts_with('/') {
-            bail!("exchange.path: must start with /, got {:?}", self.exchange.path);
+            bail!(
+                "exchange.path: must start with /, got {:?}",
+                self.exchange.path
+            );
         }
         let mut names = std::collections::HashSet::new();
         for (i, b) in self.bidders.iter().enumerate() {
@@ -305,7 +328,8 @@ impl Scenario {
             if !(0.0..=1.0).contains(&b.bid_rate) {
                 bail!("{key}.bid_rate: must be within 0..=1, got {}", b.bid_rate);
             }
-            b.parsed_latency().map_err(|e| anyhow!("{key}.latency: {e}"))?;
+            b.parsed_latency()
+                .map_err(|e| anyhow!("{key}.latency: {e}"))?;
             b.parsed_fault().map_err(|e| anyhow!("{key}.fault: {e}"))?;
             if b.instances == 0 {
                 bail!("{key}.instances: must be at least 1");
@@ -317,8 +341,14 @@ impl Scenario {
     /// Applies command-line overrides and validates the result.
     pub fn apply(&mut self, o: &Overrides) -> anyhow::Result<()> {
         if o.rate.is_some() || o.duration_s.is_some() {
-            let rate = o.rate.or(self.load.rate).unwrap_or_else(|| self.load.phases.first().map_or(0.0, |p| p.rate));
-            let duration = o.duration_s.or(self.load.duration_s).unwrap_or_else(|| self.schedule().duration().as_secs_f64());
+            let rate = o
+                .rate
+                .or(self.load.rate)
+                .unwrap_or_else(|| self.load.phases.first().map_or(0.0, |p| p.rate));
+            let duration = o
+                .duration_s
+                .or(self.load.duration_s)
+                .unwrap_or_else(|| self.schedule().duration().as_secs_f64());
             self.load.phases.clear();
             self.load.rate = Some(rate);
             self.load.duration_s = Some(duration);
@@ -335,11 +365,18 @@ impl Scenario {
     /// The arrival plan.
     pub fn schedule(&self) -> Schedule {
         let phases = if self.load.phases.is_empty() {
-            vec![Phase::flat(self.load.rate.unwrap_or(0.0), self.load.duration_s.unwrap_or(0.0))]
+            vec![Phase::flat(
+                self.load.rate.unwrap_or(0.0),
+                self.load.duration_s.unwrap_or(0.0),
+            )]
         } else {
             self.load.phases.clone()
         };
-        Schedule { phases, process: self.load.process, seed: self.requests.seed }
+        Schedule {
+            phases,
+            process: self.load.process,
+            seed: self.requests.seed,
+        }
     }
 
     /// The request mix.
@@ -388,7 +425,11 @@ impl BidderSection {
 
     /// The fault, if any.
     pub fn parsed_fault(&self) -> anyhow::Result<Option<rtb_bidder::Fault>> {
-        self.fault.as_deref().map(rtb_bidder::Fault::from_str).transpose().map_err(|e| anyhow!("{e}"))
+        self.fault
+            .as_deref()
+            .map(rtb_bidder::Fault::from_str)
+            .transpose()
+            .map_err(|e| anyhow!("{e}"))
     }
 }
 
@@ -404,53 +445,4 @@ fn non_negative(key: &str, v: f64) -> anyhow::Result<()> {
         bail!("{key}: must be a non-negative number, got {v}");
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MINIMAL: &str = r#"
-name = "t"
-description = "d"
-goal = "g"
-[load]
-rate = 10
-duration_s = 1
-"#;
-
-    #[test]
-    fn minimal_scenario_gets_defaults() {
-        let s = Scenario::parse(MINIMAL).unwrap();
-        assert_eq!(s.load.protocol, HttpVersion::Http2);
-        assert_eq!(s.load.connections, 4);
-        assert_eq!(s.schedule().expected_requests(), 10);
-        assert!(s.bidders.is_empty());
-    }
-
-    #[test]
-    fn errors_name_the_key() {
-        let bad = format!(
-            "{MINIMAL}\n[[bidders]]\nname = \"a\"\n[[bidders]]\nname = \"b\"\n[[bidders]]\nname = \"c\"\nlatency = \"gaussian:3\"\n"
-        );
-        let e = Scenario::parse(&bad).unwrap_err().to_string();
-        assert!(e.starts_with("bidders[2].latency: "), "{e}");
-        let bad = format!("{MINIMAL}\n[[bidders]]\nname = \"a\"\nfault = \"explode\"\n");
-        assert!(Scenario::parse(&bad).unwrap_err().to_string().starts_with("bidders[0].fault: "));
-        let bad = MINIMAL.replace("rate = 10", "rate = -1");
-        assert!(Scenario::parse(&bad).unwrap_err().to_string().starts_with("load.rate: "));
-        let bad = format!("{MINIMAL}\n[requests]\ntmax_ms = []\n");
-        assert!(Scenario::parse(&bad).unwrap_err().to_string().starts_with("requests.tmax_ms: "));
-        let e = Scenario::parse(&MINIMAL.replace("rate = 10", "rate = 10\nrats = 3")).unwrap_err().to_string();
-        assert!(e.contains("unknown field `rats`"), "{e}");
-    }
-
-    #[test]
-    fn overrides_replace_the_plan() {
-        let mut s = Scenario::parse(MINIMAL).unwrap();
-        s.apply(&Overrides { rate: Some(50.0), protocol: Some(HttpVersion::Http1), ..Overrides::default() }).unwrap();
-        assert_eq!(s.schedule().expected_requests(), 50);
-        assert_eq!(s.load.protocol, HttpVersion::Http1);
-        assert!(s.apply(&Overrides { duration_s: Some(0.0), ..Overrides::default() }).is_err());
-    }
 }

@@ -30,7 +30,9 @@ impl std::str::FromStr for Process {
         match s {
             "constant" => Ok(Process::Constant),
             "poisson" => Ok(Process::Poisson),
-            other => Err(format!("unknown arrival process {other:?} (expected constant or poisson)")),
+            other => Err(format!(
+                "unknown arrival process {other:?} (expected constant or poisson)"
+            )),
         }
     }
 }
@@ -52,12 +54,18 @@ pub struct Phase {
 impl Phase {
     /// A flat phase.
     pub fn flat(rate: f64, duration_s: f64) -> Phase {
-        Phase { rate, duration_s, ramp_to: None }
+        Phase {
+            rate,
+            duration_s,
+            ramp_to: None,
+        }
     }
 
     fn rate_at(&self, t: f64) -> f64 {
         match self.ramp_to {
-            Some(end) if self.duration_s > 0.0 => self.rate + (end - self.rate) * (t / self.duration_s),
+            Some(end) if self.duration_s > 0.0 => {
+                self.rate + (end - self.rate) * (t / self.duration_s)
+            }
             _ => self.rate,
         }
     }
@@ -83,12 +91,22 @@ pub struct Schedule {
 impl Schedule {
     /// Total planned run time.
     pub fn duration(&self) -> Duration {
-        Duration::from_secs_f64(self.phases.iter().map(|p| p.duration_s).sum::<f64>().max(0.0))
+        Duration::from_secs_f64(
+            self.phases
+                .iter()
+                .map(|p| p.duration_s)
+                .sum::<f64>()
+                .max(0.0),
+        )
     }
 
     /// Expected number of requests over the whole run.
     pub fn expected_requests(&self) -> u64 {
-        self.phases.iter().map(Phase::expected_requests).sum::<f64>().round() as u64
+        self.phases
+            .iter()
+            .map(Phase::expected_requests)
+            .sum::<f64>()
+            .round() as u64
     }
 
     /// The intended send offsets from the start of the run, in order.
@@ -157,7 +175,11 @@ mod tests {
 
     #[test]
     fn constant_rate_is_evenly_spaced() {
-        let s = Schedule { phases: vec![Phase::flat(100.0, 1.0)], process: Process::Constant, seed: 1 };
+        let s = Schedule {
+            phases: vec![Phase::flat(100.0, 1.0)],
+            process: Process::Constant,
+            seed: 1,
+        };
         let v: Vec<_> = s.offsets().collect();
         assert_eq!(v.len(), 100);
         assert_eq!(v[1] - v[0], Duration::from_millis(10));
@@ -167,20 +189,36 @@ mod tests {
     #[test]
     fn poisson_mean_gap_is_one_over_rate() {
         let rate = 1000.0;
-        let s = Schedule { phases: vec![Phase::flat(rate, 100.0)], process: Process::Poisson, seed: 7 };
+        let s = Schedule {
+            phases: vec![Phase::flat(rate, 100.0)],
+            process: Process::Poisson,
+            seed: 7,
+        };
         let v: Vec<f64> = s.offsets().map(|d| d.as_secs_f64()).collect();
         let gaps: Vec<f64> = v.windows(2).map(|w| w[1] - w[0]).collect();
         let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
         assert!((mean - 1.0 / rate).abs() < 0.02 / rate, "mean gap {mean}");
         // Exponential gaps have a standard deviation equal to the mean.
         let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / gaps.len() as f64;
-        assert!((var.sqrt() - mean).abs() < 0.05 * mean, "stddev {}", var.sqrt());
-        assert!((v.len() as f64 - 100_000.0).abs() < 2_000.0, "count {}", v.len());
+        assert!(
+            (var.sqrt() - mean).abs() < 0.05 * mean,
+            "stddev {}",
+            var.sqrt()
+        );
+        assert!(
+            (v.len() as f64 - 100_000.0).abs() < 2_000.0,
+            "count {}",
+            v.len()
+        );
     }
 
     #[test]
     fn poisson_is_seeded() {
-        let s = Schedule { phases: vec![Phase::flat(50.0, 2.0)], process: Process::Poisson, seed: 3 };
+        let s = Schedule {
+            phases: vec![Phase::flat(50.0, 2.0)],
+            process: Process::Poisson,
+            seed: 3,
+        };
         let a: Vec<_> = s.offsets().collect();
         let b: Vec<_> = s.offsets().collect();
         assert_eq!(a, b);
@@ -189,7 +227,14 @@ mod tests {
     #[test]
     fn phases_and_ramps() {
         let s = Schedule {
-            phases: vec![Phase::flat(10.0, 1.0), Phase { rate: 0.0, duration_s: 2.0, ramp_to: Some(100.0) }],
+            phases: vec![
+                Phase::flat(10.0, 1.0),
+                Phase {
+                    rate: 0.0,
+                    duration_s: 2.0,
+                    ramp_to: Some(100.0),
+                },
+            ],
             process: Process::Constant,
             seed: 0,
         };

@@ -119,7 +119,11 @@ impl Default for Recorder {
 impl Recorder {
     /// An empty recorder.
     pub fn new() -> Recorder {
-        Recorder { all: new_histogram(), per_second: Vec::new(), counts: StatusCounts::default() }
+        Recorder {
+            all: new_histogram(),
+            per_second: Vec::new(),
+            counts: StatusCounts::default(),
+        }
     }
 
     /// Records one request scheduled `scheduled_at` after the start of the run
@@ -167,25 +171,57 @@ pub fn us_to_ms(us: u64) -> f64 {
 pub fn hgrm(hist: &Histogram<u64>) -> String {
     let scale = 1000.0;
     let mut out = String::new();
-    let _ = writeln!(out, "{:>12} {:>14} {:>10} {:>14}\n", "Value", "Percentile", "TotalCount", "1/(1-Percentile)");
+    let _ = writeln!(
+        out,
+        "{:>12} {:>14} {:>10} {:>14}\n",
+        "Value", "Percentile", "TotalCount", "1/(1-Percentile)"
+    );
     let mut total: u64 = 0;
-    if hist.len() > 0 {
+    if !hist.is_empty() {
         for v in hist.iter_quantiles(5) {
             total += v.count_since_last_iteration();
             let value = v.value_iterated_to() as f64 / scale;
             let q = v.quantile_iterated_to();
             if q < 1.0 {
-                let _ = writeln!(out, "{:12.3} {:2.12} {:10} {:14.2}", value, q, total, 1.0 / (1.0 - q));
+                let _ = writeln!(
+                    out,
+                    "{:12.3} {:2.12} {:10} {:14.2}",
+                    value,
+                    q,
+                    total,
+                    1.0 / (1.0 - q)
+                );
             } else {
                 let _ = writeln!(out, "{:12.3} {:2.12} {:10}", value, q, total);
             }
         }
     }
-    let (mean, stdev, max) =
-        if hist.len() > 0 { (hist.mean() / scale, hist.stdev() / scale, hist.max() as f64 / scale) } else { (0.0, 0.0, 0.0) };
-    let _ = writeln!(out, "#[Mean    = {:12.3}, StdDeviation   = {:12.3}]", mean, stdev);
-    let _ = writeln!(out, "#[Max     = {:12.3}, Total count    = {:12}]", max, hist.len());
-    let _ = writeln!(out, "#[Buckets = {:12}, SubBuckets     = {:12}]", hist.buckets(), hist.distinct_values());
+    let (mean, stdev, max) = if !hist.is_empty() {
+        (
+            hist.mean() / scale,
+            hist.stdev() / scale,
+            hist.max() as f64 / scale,
+        )
+    } else {
+        (0.0, 0.0, 0.0)
+    };
+    let _ = writeln!(
+        out,
+        "#[Mean    = {:12.3}, StdDeviation   = {:12.3}]",
+        mean, stdev
+    );
+    let _ = writeln!(
+        out,
+        "#[Max     = {:12.3}, Total count    = {:12}]",
+        max,
+        hist.len()
+    );
+    let _ = writeln!(
+        out,
+        "#[Buckets = {:12}, SubBuckets     = {:12}]",
+        hist.buckets(),
+        hist.distinct_values()
+    );
     out
 }
 
@@ -222,7 +258,11 @@ mod tests {
         let mut a = new_histogram();
         let mut b = new_histogram();
         for v in 1..=1000u64 {
-            if v % 2 == 0 { a.record(v).unwrap() } else { b.record(v).unwrap() }
+            if v % 2 == 0 {
+                a.record(v).unwrap()
+            } else {
+                b.record(v).unwrap()
+            }
         }
         a.add(&b).unwrap();
         assert_eq!(a, whole);
@@ -235,10 +275,26 @@ mod tests {
     fn recorder_merges_per_second_series() {
         let mut a = Recorder::new();
         let mut b = Recorder::new();
-        a.record(Duration::from_millis(100), Duration::from_millis(5), Outcome::Status(200));
-        b.record(Duration::from_millis(2500), Duration::from_millis(7), Outcome::Status(204));
-        b.record(Duration::from_millis(2600), Duration::from_millis(7), Outcome::Error);
-        b.record(Duration::from_millis(2700), Duration::from_secs(100), Outcome::Timeout);
+        a.record(
+            Duration::from_millis(100),
+            Duration::from_millis(5),
+            Outcome::Status(200),
+        );
+        b.record(
+            Duration::from_millis(2500),
+            Duration::from_millis(7),
+            Outcome::Status(204),
+        );
+        b.record(
+            Duration::from_millis(2600),
+            Duration::from_millis(7),
+            Outcome::Error,
+        );
+        b.record(
+            Duration::from_millis(2700),
+            Duration::from_secs(100),
+            Outcome::Timeout,
+        );
         a.merge(&b);
         assert_eq!(a.per_second.len(), 3);
         assert_eq!(a.per_second[1].len(), 0);
@@ -257,7 +313,17 @@ mod tests {
         for s in [200, 204, 400, 404, 500, 503, 302] {
             c.count(Outcome::Status(s));
         }
-        assert_eq!((c.ok_200, c.no_bid_204, c.client_4xx, c.server_5xx, c.shed_503, c.other_status), (1, 1, 2, 1, 1, 1));
+        assert_eq!(
+            (
+                c.ok_200,
+                c.no_bid_204,
+                c.client_4xx,
+                c.server_5xx,
+                c.shed_503,
+                c.other_status
+            ),
+            (1, 1, 2, 1, 1, 1)
+        );
     }
 
     #[test]
@@ -265,12 +331,19 @@ mod tests {
         let text = hgrm(&uniform());
         let mut lines = text.lines();
         let header: Vec<_> = lines.next().unwrap().split_whitespace().collect();
-        assert_eq!(header, ["Value", "Percentile", "TotalCount", "1/(1-Percentile)"]);
+        assert_eq!(
+            header,
+            ["Value", "Percentile", "TotalCount", "1/(1-Percentile)"]
+        );
         assert_eq!(lines.next(), Some(""));
         let first: Vec<_> = lines.next().unwrap().split_whitespace().collect();
         assert_eq!(first.len(), 4);
         assert_eq!(first[0], "0.001");
-        let rows: Vec<_> = text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).skip(1).collect();
+        let rows: Vec<_> = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .skip(1)
+            .collect();
         let last: Vec<_> = rows.last().unwrap().split_whitespace().collect();
         assert_eq!(last, ["1.000", "1.000000000000", "1000"]);
         assert!(text.contains("#[Max     =        1.000, Total count    =         1000]"));

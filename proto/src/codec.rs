@@ -29,7 +29,10 @@ struct Scratch {
 
 impl Scratch {
     fn new() -> Self {
-        Scratch { input: Vec::new(), buffers: simd_json::Buffers::with_max_depth(4096, MAX_DEPTH) }
+        Scratch {
+            input: Vec::new(),
+            buffers: simd_json::Buffers::with_max_depth(4096, MAX_DEPTH),
+        }
     }
 }
 

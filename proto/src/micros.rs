@@ -135,7 +135,10 @@ mod tests {
     #[test]
     fn to_decimal_inverts_from_decimal() {
         assert_eq!(Micros(2_010_000).to_decimal(), 2.01);
-        assert_eq!(Micros::from_decimal(Micros(123_456_789).to_decimal()), Some(Micros(123_456_789)));
+        assert_eq!(
+            Micros::from_decimal(Micros(123_456_789).to_decimal()),
+            Some(Micros(123_456_789))
+        );
     }
 
     #[test]
@@ -186,7 +189,11 @@ mod tests {
     #[test]
     fn rejects_strings_bools_null_and_overflow() {
         let err = serde_json::from_str::<Micros>("\"0.500000\"").unwrap_err();
-        assert!(err.to_string().contains("invalid type: string \"0.500000\", expected a number"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("invalid type: string \"0.500000\", expected a number"),
+            "{err}"
+        );
         assert!(serde_json::from_str::<Micros>("true").is_err());
         assert!(serde_json::from_str::<Micros>("null").is_err());
         assert!(serde_json::from_str::<Micros>("18446744073709551615").is_err());

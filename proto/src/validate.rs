@@ -44,7 +44,10 @@ struct Collector(Vec<Violation>);
 
 impl Collector {
     fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(Violation { path: path.into(), message: message.into() });
+        self.0.push(Violation {
+            path: path.into(),
+            message: message.into(),
+        });
     }
 
     fn finish(self) -> Result<(), Violations> {
@@ -69,7 +72,10 @@ pub fn validate_request(req: &BidRequest) -> Result<(), Violations> {
     for (i, imp) in req.imp.iter().enumerate() {
         if !imp.id.is_empty() {
             if let Some(first) = seen.insert(&imp.id, i) {
-                c.push(format!("imp[{i}].id"), format!("duplicate of imp[{first}].id"));
+                c.push(
+                    format!("imp[{i}].id"),
+                    format!("duplicate of imp[{first}].id"),
+                );
                 // Keep pointing later duplicates at the first occurrence.
                 seen.insert(&imp.id, first);
             }
@@ -83,16 +89,28 @@ pub fn validate_request(req: &BidRequest) -> Result<(), Violations> {
             .zip(contexts)
             .filter_map(|(name, present)| present.then_some(name))
             .collect();
-        c.push(names[1], format!("at most one of site, app and dooh is allowed (found {})", names.join(", ")));
+        c.push(
+            names[1],
+            format!(
+                "at most one of site, app and dooh is allowed (found {})",
+                names.join(", ")
+            ),
+        );
     }
     if let Some(at) = req.at {
         if !(at == 1 || at == 2 || at > 500) {
-            c.push("at", format!("auction type {at} is not 1, 2 or exchange specific (>500)"));
+            c.push(
+                "at",
+                format!("auction type {at} is not 1, 2 or exchange specific (>500)"),
+            );
         }
     }
     for (i, cur) in req.cur.iter().enumerate() {
         if !is_currency_code(cur) {
-            c.push(format!("cur[{i}]"), format!("{cur:?} is not a 3-letter currency code"));
+            c.push(
+                format!("cur[{i}]"),
+                format!("{cur:?} is not a 3-letter currency code"),
+            );
         }
     }
     c.finish()
@@ -103,16 +121,25 @@ fn validate_imp(c: &mut Collector, i: usize, imp: &Imp) {
         c.push(format!("imp[{i}].id"), "must not be empty");
     }
     if imp.banner.is_none() && imp.video.is_none() && imp.audio.is_none() && imp.native.is_none() {
-        c.push(format!("imp[{i}]"), "at least one of banner, video, audio or native is required");
+        c.push(
+            format!("imp[{i}]"),
+            "at least one of banner, video, audio or native is required",
+        );
     }
     if let Some(video) = &imp.video {
         if video.mimes.is_empty() {
-            c.push(format!("imp[{i}].video.mimes"), "at least one mime type is required");
+            c.push(
+                format!("imp[{i}].video.mimes"),
+                "at least one mime type is required",
+            );
         }
     }
     if let Some(audio) = &imp.audio {
         if audio.mimes.is_empty() {
-            c.push(format!("imp[{i}].audio.mimes"), "at least one mime type is required");
+            c.push(
+                format!("imp[{i}].audio.mimes"),
+                "at least one mime type is required",
+            );
         }
     }
     if let Some(native) = &imp.native {
@@ -129,7 +156,10 @@ fn validate_imp(c: &mut Collector, i: usize, imp: &Imp) {
                 c.push(format!("imp[{i}].pmp.deals[{d}].id"), "must not be empty");
             }
             if deal.bidfloor < Micros::ZERO {
-                c.push(format!("imp[{i}].pmp.deals[{d}].bidfloor"), "must not be negative");
+                c.push(
+                    format!("imp[{i}].pmp.deals[{d}].bidfloor"),
+                    "must not be negative",
+                );
             }
         }
     }
@@ -138,7 +168,10 @@ fn validate_imp(c: &mut Collector, i: usize, imp: &Imp) {
             c.push(format!("imp[{i}].metric[{m}].type"), "must not be empty");
         }
         if !(0.0..=1.0).contains(&metric.value) {
-            c.push(format!("imp[{i}].metric[{m}].value"), format!("{} is outside 0.0..=1.0", metric.value));
+            c.push(
+                format!("imp[{i}].metric[{m}].value"),
+                format!("{} is outside 0.0..=1.0", metric.value),
+            );
         }
     }
 }

@@ -28,20 +28,34 @@ struct Entry {
 fn read_index(dir: &Path) -> Vec<Entry> {
     let text = fs::read_to_string(dir.join("index.tsv")).expect("read index.tsv");
     let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().expect("index.tsv has a header").split('\t').collect();
-    assert_eq!(header, ["path", "source", "licence", "expectation", "reason"], "index.tsv columns");
+    let header: Vec<&str> = lines
+        .next()
+        .expect("index.tsv has a header")
+        .split('\t')
+        .collect();
+    assert_eq!(
+        header,
+        ["path", "source", "licence", "expectation", "reason"],
+        "index.tsv columns"
+    );
     lines
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
             let cols: Vec<&str> = l.split('\t').collect();
             assert_eq!(cols.len(), 5, "index.tsv row has 5 columns: {l}");
-            Entry { path: cols[0].to_string(), expectation: cols[3].to_string(), reason: cols[4].to_string() }
+            Entry {
+                path: cols[0].to_string(),
+                expectation: cols[3].to_string(),
+                reason: cols[4].to_string(),
+            }
         })
         .collect()
 }
 
 fn list_json(dir: &Path, sub: &str, out: &mut BTreeSet<String>) {
-    let Ok(rd) = fs::read_dir(dir.join(sub)) else { return };
+    let Ok(rd) = fs::read_dir(dir.join(sub)) else {
+        return;
+    };
     for entry in rd {
         let entry = entry.expect("read corpus dir entry");
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -77,7 +91,10 @@ fn corpus_files_land_on_the_expected_side() {
     let mut on_disk = BTreeSet::new();
     list_json(&dir, "requests", &mut on_disk);
     list_json(&dir, "responses", &mut on_disk);
-    assert_eq!(indexed, on_disk, "index.tsv and the corpus folders must list the same files");
+    assert_eq!(
+        indexed, on_disk,
+        "index.tsv and the corpus folders must list the same files"
+    );
 
     let mut failures = Vec::new();
     for entry in &index {
@@ -85,17 +102,29 @@ fn corpus_files_land_on_the_expected_side() {
         let mut parts = entry.path.split('/');
         let kind = parts.next().unwrap_or_default();
         let folder = parts.next().unwrap_or_default();
-        assert_eq!(folder, entry.expectation, "{}: folder and expectation disagree", entry.path);
+        assert_eq!(
+            folder, entry.expectation,
+            "{}: folder and expectation disagree",
+            entry.path
+        );
         let outcome = check(kind, &body);
         match (entry.expectation.as_str(), outcome) {
             ("valid", Ok(())) => {}
             ("valid", Err(e)) => failures.push(format!("{}: expected valid, got {e}", entry.path)),
-            ("invalid", Ok(())) => {
-                failures.push(format!("{}: expected invalid ({}), but it passed", entry.path, entry.reason))
+            ("invalid", Ok(())) => failures.push(format!(
+                "{}: expected invalid ({}), but it passed",
+                entry.path, entry.reason
+            )),
+            ("invalid", Err(e)) => {
+                eprintln!("ok {} rejected: {e} (reason: {})", entry.path, entry.reason)
             }
-            ("invalid", Err(e)) => eprintln!("ok {} rejected: {e} (reason: {})", entry.path, entry.reason),
             (other, _) => failures.push(format!("{}: unknown expectation {other}", entry.path)),
         }
     }
-    assert!(failures.is_empty(), "{} corpus failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} corpus failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

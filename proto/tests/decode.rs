@@ -19,7 +19,10 @@ fn negative_banner_width_names_the_field() {
     let err = decode_request(body).unwrap_err();
     assert_eq!(err.path, "imp[0].banner.w");
     assert_eq!(err.message, "invalid value: integer `-1`, expected u32");
-    assert_eq!(err.to_string(), "imp[0].banner.w: invalid value: integer `-1`, expected u32");
+    assert_eq!(
+        err.to_string(),
+        "imp[0].banner.w: invalid value: integer `-1`, expected u32"
+    );
 }
 
 #[test]
@@ -30,7 +33,10 @@ fn nested_paths_are_reported() {
     let body = br#"{"id":"r1","imp":[],"regs":{"ext":"x"}}"#;
     assert_eq!(decode_request(body).unwrap_err().path, "regs.ext");
     let body = br#"{"id":"r1","imp":[],"device":{"geo":{"accuracy":-3}}}"#;
-    assert_eq!(decode_request(body).unwrap_err().path, "device.geo.accuracy");
+    assert_eq!(
+        decode_request(body).unwrap_err().path,
+        "device.geo.accuracy"
+    );
 }
 
 #[test]
@@ -44,17 +50,22 @@ fn non_json_body_has_empty_path_and_position() {
 
 #[test]
 fn response_errors_name_the_field() {
-    let err = decode_response(br#"{"id":"x","seatbid":[{"bid":[{"id":"1","impid":"1"}]}]}"#).unwrap_err();
+    let err =
+        decode_response(br#"{"id":"x","seatbid":[{"bid":[{"id":"1","impid":"1"}]}]}"#).unwrap_err();
     assert_eq!(err.path, "seatbid[0].bid[0]");
     assert!(err.message.contains("missing field `price`"), "{err}");
-    let err = decode_response(br#"{"seatbid":[{"bid":[{"id":"1","impid":"1","price":"1.0"}]}]}"#).unwrap_err();
+    let err = decode_response(br#"{"seatbid":[{"bid":[{"id":"1","impid":"1","price":"1.0"}]}]}"#)
+        .unwrap_err();
     assert_eq!(err.path, "seatbid[0].bid[0].price");
     assert!(err.message.contains("expected a number"), "{err}");
 }
 
 #[test]
 fn decode_error_display_without_path() {
-    let err = DecodeError { path: String::new(), message: "boom".into() };
+    let err = DecodeError {
+        path: String::new(),
+        message: "boom".into(),
+    };
     assert_eq!(err.to_string(), "boom");
 }
 
@@ -66,7 +77,9 @@ fn unknown_fields_are_ignored_and_ext_passes_through() {
     encode_request(&req, &mut out);
     let again = decode_request(&out).expect("re-decodes");
     assert_eq!(req, again);
-    assert!(String::from_utf8(out).unwrap().contains(r#""ext":{"k":[true,null,"s",1.5]}"#));
+    assert!(String::from_utf8(out)
+        .unwrap()
+        .contains(r#""ext":{"k":[true,null,"s",1.5]}"#));
 }
 
 #[test]
@@ -74,7 +87,10 @@ fn prices_decode_to_exact_micros() {
     let body = br#"{"id":"r1","imp":[{"id":"1","banner":{},"bidfloor":0.03,"pmp":{"deals":[{"id":"d","bidfloor":9.43}]}}]}"#;
     let req = decode_request(body).unwrap();
     assert_eq!(req.imp[0].bidfloor, Micros(30_000));
-    assert_eq!(req.imp[0].pmp.as_ref().unwrap().deals[0].bidfloor, Micros(9_430_000));
+    assert_eq!(
+        req.imp[0].pmp.as_ref().unwrap().deals[0].bidfloor,
+        Micros(9_430_000)
+    );
 }
 
 #[test]
@@ -117,7 +133,10 @@ fn assert_agree(body: &[u8]) {
         let fast = decode_request(body);
         let slow = serde_json::from_slice::<BidRequest>(body);
         if let (Err(e), Ok(_)) = (&fast, &slow) {
-            assert!(e.message.starts_with("body rejected by the json parser"), "{e}");
+            assert!(
+                e.message.starts_with("body rejected by the json parser"),
+                "{e}"
+            );
             return;
         }
         assert_eq!(
@@ -129,7 +148,12 @@ fn assert_agree(body: &[u8]) {
             slow.err()
         );
         if let (Ok(a), Ok(b)) = (&fast, &slow) {
-            assert_eq!(a, b, "different values for {:?}", String::from_utf8_lossy(body));
+            assert_eq!(
+                a,
+                b,
+                "different values for {:?}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
 }
@@ -137,9 +161,19 @@ fn assert_agree(body: &[u8]) {
 #[test]
 fn deep_nesting_in_ext_is_handled_alike() {
     for depth in (100usize..140).chain([200, 1000]) {
-        let body = format!(r#"{{"id":"r1","ext":{{"a":{}1{}}}}}"#, "[".repeat(depth), "]".repeat(depth));
+        let body = format!(
+            r#"{{"id":"r1","ext":{{"a":{}1{}}}}}"#,
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
         let fast = decode_request(body.as_bytes());
         let slow = serde_json::from_slice::<BidRequest>(body.as_bytes());
-        assert_eq!(fast.is_ok(), slow.is_ok(), "depth {depth}: fast {:?} slow {:?}", fast.err(), slow.err());
+        assert_eq!(
+            fast.is_ok(),
+            slow.is_ok(),
+            "depth {depth}: fast {:?} slow {:?}",
+            fast.err(),
+            slow.err()
+        );
     }
 }

@@ -52,17 +52,33 @@ fn three(floor: f64, at: AuctionType) -> Outcome {
 #[test]
 fn second_price_plus_a_cent() {
     let out = three(0.5, AuctionType::SecondPrice);
-    assert_eq!(out.wins[0], Some(Win { offer: 1, clearing: m(2.01) }));
+    assert_eq!(
+        out.wins[0],
+        Some(Win {
+            offer: 1,
+            clearing: m(2.01)
+        })
+    );
     assert_eq!(
         out.reasons,
-        vec![LossReason::LostToHigherBid, LossReason::Won, LossReason::LostToHigherBid]
+        vec![
+            LossReason::LostToHigherBid,
+            LossReason::Won,
+            LossReason::LostToHigherBid
+        ]
     );
 }
 
 #[test]
 fn floor_sets_the_price_when_above_second_bid() {
     let out = three(2.5, AuctionType::SecondPrice);
-    assert_eq!(out.wins[0], Some(Win { offer: 1, clearing: m(2.51) }));
+    assert_eq!(
+        out.wins[0],
+        Some(Win {
+            offer: 1,
+            clearing: m(2.51)
+        })
+    );
     assert_eq!(out.reasons[0], LossReason::BelowAuctionFloor);
     assert_eq!(out.reasons[2], LossReason::BelowAuctionFloor);
 }
@@ -71,31 +87,62 @@ fn floor_sets_the_price_when_above_second_bid() {
 fn floor_above_every_bid_means_no_winner() {
     let out = three(3.5, AuctionType::SecondPrice);
     assert_eq!(out.wins, vec![None]);
-    assert!(out.reasons.iter().all(|r| *r == LossReason::BelowAuctionFloor));
+    assert!(out
+        .reasons
+        .iter()
+        .all(|r| *r == LossReason::BelowAuctionFloor));
 }
 
 #[test]
 fn first_price_pays_the_bid() {
     let out = three(0.5, AuctionType::FirstPrice);
-    assert_eq!(out.wins[0], Some(Win { offer: 1, clearing: m(3.0) }));
+    assert_eq!(
+        out.wins[0],
+        Some(Win {
+            offer: 1,
+            clearing: m(3.0)
+        })
+    );
 }
 
 #[test]
 fn lone_bid_pays_floor_plus_a_cent_never_more_than_its_bid() {
     let offers = [offer("a", 0, 0, 1.005)];
-    let out = run(&rules(AuctionType::SecondPrice, vec![imp("1", 1.0)]), &offers);
+    let out = run(
+        &rules(AuctionType::SecondPrice, vec![imp("1", 1.0)]),
+        &offers,
+    );
     assert_eq!(out.wins[0].unwrap().clearing, m(1.005));
-    let out = run(&rules(AuctionType::SecondPrice, vec![imp("1", 0.0)]), &offers);
+    let out = run(
+        &rules(AuctionType::SecondPrice, vec![imp("1", 0.0)]),
+        &offers,
+    );
     assert_eq!(out.wins[0].unwrap().clearing, m(0.01));
 }
 
 #[test]
 fn ties_break_by_arrival_then_seat() {
-    let offers = [offer("b", 1, 0, 2.0), offer("a", 1, 0, 2.0), offer("z", 0, 0, 2.0)];
-    let out = run(&rules(AuctionType::SecondPrice, vec![imp("1", 0.0)]), &offers);
-    assert_eq!(out.wins[0], Some(Win { offer: 2, clearing: m(2.0) }));
+    let offers = [
+        offer("b", 1, 0, 2.0),
+        offer("a", 1, 0, 2.0),
+        offer("z", 0, 0, 2.0),
+    ];
+    let out = run(
+        &rules(AuctionType::SecondPrice, vec![imp("1", 0.0)]),
+        &offers,
+    );
+    assert_eq!(
+        out.wins[0],
+        Some(Win {
+            offer: 2,
+            clearing: m(2.0)
+        })
+    );
     let offers = [offer("b", 0, 0, 2.0), offer("a", 0, 0, 2.0)];
-    let out = run(&rules(AuctionType::SecondPrice, vec![imp("1", 0.0)]), &offers);
+    let out = run(
+        &rules(AuctionType::SecondPrice, vec![imp("1", 0.0)]),
+        &offers,
+    );
     assert_eq!(out.wins[0].unwrap().offer, 1);
 }
 
@@ -111,8 +158,20 @@ fn each_imp_has_its_own_auction() {
         &rules(AuctionType::SecondPrice, vec![imp("1", 0.0), imp("2", 0.0)]),
         &offers,
     );
-    assert_eq!(out.wins[0], Some(Win { offer: 0, clearing: m(1.01) }));
-    assert_eq!(out.wins[1], Some(Win { offer: 1, clearing: m(4.01) }));
+    assert_eq!(
+        out.wins[0],
+        Some(Win {
+            offer: 0,
+            clearing: m(1.01)
+        })
+    );
+    assert_eq!(
+        out.wins[1],
+        Some(Win {
+            offer: 1,
+            clearing: m(4.01)
+        })
+    );
 }
 
 #[test]
@@ -157,7 +216,11 @@ fn deals_are_respected() {
     let wseat = vec!["a".to_string()];
     let mut i = imp("1", 1.0);
     i.private_auction = true;
-    i.deals = vec![DealRule { id: "d1", floor: m(4.0), wseat: &wseat }];
+    i.deals = vec![DealRule {
+        id: "d1",
+        floor: m(4.0),
+        wseat: &wseat,
+    }];
     let r = rules(AuctionType::SecondPrice, vec![i]);
     let mut offers = vec![
         offer("a", 0, 0, 5.0),

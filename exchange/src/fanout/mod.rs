@@ -114,7 +114,10 @@ impl Bidder {
         *req.method_mut() = Method::POST;
         *req.uri_mut() = instance.uri.clone();
         let h = req.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         h.insert(OPENRTB_VERSION_HEADER, HeaderValue::from_static("2.6"));
         if self.protocol == Protocol::Http1 {
             *req.version_mut() = http::Version::HTTP_11;

@@ -113,20 +113,31 @@ mod tests {
     #[tokio::test]
     async fn plain_and_gzip_bodies_are_read() {
         let body = Full::new(Bytes::from_static(b"{\"id\":\"1\"}"));
-        assert_eq!(read_body(&headers(None), body, 100).await.unwrap(), "{\"id\":\"1\"}");
+        assert_eq!(
+            read_body(&headers(None), body, 100).await.unwrap(),
+            "{\"id\":\"1\"}"
+        );
         let body = Full::new(Bytes::from(gz(b"hello")));
-        assert_eq!(read_body(&headers(Some("gzip")), body, 100).await.unwrap(), "hello");
+        assert_eq!(
+            read_body(&headers(Some("gzip")), body, 100).await.unwrap(),
+            "hello"
+        );
     }
 
     #[tokio::test]
     async fn limits_apply_on_the_wire_and_after_gunzip() {
         let big = Full::new(Bytes::from(vec![b' '; 101]));
-        assert_eq!(read_body(&headers(None), big, 100).await, Err(IngressError::TooLarge(100)));
+        assert_eq!(
+            read_body(&headers(None), big, 100).await,
+            Err(IngressError::TooLarge(100))
+        );
         // 10 kB of zeros compresses to a few dozen bytes: a small bomb.
         let bomb = gz(&vec![0u8; 10_000]);
         assert!(bomb.len() < 100);
         let body = Full::new(Bytes::from(bomb));
-        let err = read_body(&headers(Some("gzip")), body, 100).await.unwrap_err();
+        let err = read_body(&headers(Some("gzip")), body, 100)
+            .await
+            .unwrap_err();
         assert_eq!(err, IngressError::TooLarge(100));
         assert_eq!(err.status(), StatusCode::PAYLOAD_TOO_LARGE);
     }
@@ -134,10 +145,14 @@ mod tests {
     #[tokio::test]
     async fn bad_encodings_are_refused() {
         let body = Full::new(Bytes::from_static(b"xx"));
-        let err = read_body(&headers(Some("br")), body, 100).await.unwrap_err();
+        let err = read_body(&headers(Some("br")), body, 100)
+            .await
+            .unwrap_err();
         assert_eq!(err.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
         let body = Full::new(Bytes::from_static(b"not gzip"));
-        let err = read_body(&headers(Some("gzip")), body, 100).await.unwrap_err();
+        let err = read_body(&headers(Some("gzip")), body, 100)
+            .await
+            .unwrap_err();
         assert!(matches!(err, IngressError::BadGzip(_)));
     }
 }

@@ -89,7 +89,9 @@ pub async fn start(config: Config) -> Result<RunningExchange, ServeError> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Bind { addr, source })?;
-    let addr = listener.local_addr().map_err(|source| ServeError::Bind { addr, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind { addr, source })?;
     let app = Arc::new(App::new(Exchange::new(config)?));
     let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
     let task = tokio::spawn(serve(listener, app.clone(), async move {
@@ -147,7 +149,10 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
     app.ready.store(false, Ordering::Relaxed);
     drop(listener);
     let drain = Duration::from_millis(app.exchange.config.server.drain_timeout_ms);
-    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!(?drain, "drain timed out; closing remaining connections");
     }
 }
@@ -165,7 +170,10 @@ pub struct DedicatedExchange {
 pub const DEDICATED_THREAD_NAME: &str = "rtb-exchange";
 
 /// Starts the exchange on a dedicated runtime with `worker_threads` workers.
-pub fn start_dedicated(config: Config, worker_threads: usize) -> Result<DedicatedExchange, ServeError> {
+pub fn start_dedicated(
+    config: Config,
+    worker_threads: usize,
+) -> Result<DedicatedExchange, ServeError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(worker_threads.max(1))
         .thread_name(DEDICATED_THREAD_NAME)

@@ -100,7 +100,8 @@ where
         Ok(resp) => resp,
         Err(e) if e.is::<Overloaded>() => {
             let mut resp = text(StatusCode::SERVICE_UNAVAILABLE, "overloaded: request shed");
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             resp
         }
         Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
@@ -121,8 +122,10 @@ where
     match app.exchange.auction(&body, arrival).await {
         Reply::Bids(json) => {
             let mut resp = Response::new(Full::new(json));
-            resp.headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             resp.headers_mut()
                 .insert("x-openrtb-version", HeaderValue::from_static("2.6"));
             resp

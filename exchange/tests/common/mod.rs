@@ -1,0 +1,187 @@
+//! Shared helpers for the exchange's integration tests: simulated bidders and
+//! an exchange on 127.0.0.1:0, and a publisher client speaking HTTP/1.1 or h2c.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use rtb_bidder::{BidderConfig, BidderHandle};
+use rtb_exchange::config::{BidderEntry, Config, Protocol};
+use rtb_exchange::server::{self, RunningExchange};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+/// The simulated bidders run on their own runtime, as they would in their own
+/// process: a bidder's CPU work (a 10 MB body, say) must not stall the
+/// exchange under test, which would make deadline assertions meaningless.
+fn bidder_runtime() -> &'static tokio::runtime::Runtime {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("test-bidders")
+            .enable_all()
+            .build()
+            .unwrap()
+    })
+}
+
+/// Starts a simulated bidder on 127.0.0.1:0, on the bidders' runtime.
+pub async fn bidder(seat: &str, price: f64, tweak: impl FnOnce(&mut BidderConfig)) -> BidderHandle {
+    let mut config = BidderConfig {
+        seat: seat.to_owned(),
+        price,
+        adomain: format!("{seat}.example"),
+        ..BidderConfig::default()
+    };
+    tweak(&mut config);
+    bidder_runtime()
+        .spawn(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            rtb_bidder::spawn(listener, config).await.unwrap()
+        })
+        .await
+        .unwrap()
+}
+
+/// Starts an exchange on 127.0.0.1:0 with one h2c bidder entry per handle.
+pub async fn exchange(
+    bidders: &[(&str, &BidderHandle)],
+    tweak: impl FnOnce(&mut Config),
+) -> RunningExchange {
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    };
+    for (name, handle) in bidders {
+        config
+            .bidders
+            .push(BidderEntry::new(*name, vec![handle.url()], Protocol::H2c));
+    }
+    tweak(&mut config);
+    config.validate().unwrap();
+    server::start(config).await.unwrap()
+}
+
+/// A publisher's answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub version: http::Version,
+    pub body: Bytes,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A publisher client: HTTP/1.1 or h2c with prior knowledge.
+pub fn client(http2: bool) -> Client<HttpConnector, Full<Bytes>> {
+    let mut b = Client::builder(TokioExecutor::new());
+    b.http2_only(http2);
+    b.build(HttpConnector::new())
+}
+
+/// POSTs `body` to the exchange's auction endpoint.
+pub async fn post_raw(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    ex: &RunningExchange,
+    body: impl Into<Bytes>,
+    headers: &[(&str, &str)],
+) -> Answer {
+    let mut req = Request::post(format!("{}/openrtb2/auction", ex.url()))
+        .header("content-type", "application/json");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(Full::new(body.into())).unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(10), client.request(req))
+        .await
+        .expect("exchange answered within 10 s")
+        .expect("request succeeded");
+    let status = resp.status();
+    let version = resp.version();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        version,
+        body,
+    }
+}
+
+/// POSTs a JSON request over HTTP/1.1.
+pub async fn post(ex: &RunningExchange, request: &Value) -> Answer {
+    post_raw(
+        &client(false),
+        ex,
+        serde_json::to_vec(request).unwrap(),
+        &[],
+    )
+    .await
+}
+
+/// A one-imp banner request with a floor and tmax.
+pub fn request(id: &str, floor: f64, tmax: u64) -> Value {
+    json!({
+        "id": id,
+        "at": 2,
+        "tmax": tmax,
+        "cur": ["USD"],
+        "imp": [{"id": "1", "bidfloor": floor, "bidfloorcur": "USD",
+                 "banner": {"w": 300, "h": 250}}],
+        "site": {"id": "site-1", "domain": "publisher.example", "page": "https://publisher.example/a",
+                 "publisher": {"id": "pub-1"}},
+        "device": {"ua": "test", "ip": "192.0.2.1"},
+        "user": {"id": "user-1"}
+    })
+}
+
+/// The winning bids of a 200 answer, as (seat, bid) pairs.
+pub fn winners(v: &Value) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for sb in v["seatbid"].as_array().into_iter().flatten() {
+        for bid in sb["bid"].as_array().into_iter().flatten() {
+            out.push((sb["seat"].as_str().unwrap_or("").to_owned(), bid.clone()));
+        }
+    }
+    out
+}
+
+/// The seat-non-bid entries of one seat.
+pub fn nonbids(v: &Value, seat: &str) -> Vec<Value> {
+    v["ext"]["seatnonbid"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["seat"] == seat)
+        .flat_map(|s| s["nonbid"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
+/// Waits (up to 3 s) until `cond` holds on the bidder's stats.
+pub async fn eventually(
+    handle: &BidderHandle,
+    cond: impl Fn(&rtb_bidder::Stats) -> bool,
+) -> rtb_bidder::Stats {
+    for _ in 0..300 {
+        let s = handle.stats();
+        if cond(&s) {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    handle.stats()
+}

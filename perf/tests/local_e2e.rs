@@ -1,0 +1,69 @@
+//! `perf local` end to end: two simulated bidders and the exchange in this
+//! process, a tiny load, and the report files written and read back.
+
+use rtb_perf::local::{run_local, Options};
+use rtb_perf::report;
+
+const TINY: &str = r#"
+name = "tiny"
+description = "two bidders, 50 req/s for 1 s"
+goal = "answers"
+goal_p99_ms = 5000.0
+
+[load]
+rate = 50
+duration_s = 1
+protocol = "http2"
+connections = 1
+
+[requests]
+tmax_ms = [200]
+pool = 64
+
+[[bidders]]
+name = "alpha"
+price = 2.0
+latency = "fixed:2"
+
+[[bidders]]
+name = "bravo"
+price = 1.0
+latency = "none"
+instances = 2
+"#;
+
+#[test]
+fn perf_local_runs_a_tiny_scenario_and_writes_its_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("tiny.toml");
+    std::fs::write(&scenario, TINY).unwrap();
+    let out = dir.path().join("out");
+    let outcome = run_local(&Options {
+        scenario,
+        out: Some(out.clone()),
+        ..Options::default()
+    })
+    .unwrap();
+    let r = &outcome.report;
+    assert_eq!(r.mode, "local");
+    assert!(r.sent >= 45, "sent {}", r.sent);
+    assert!(r.status.ok_200 > 0, "{:?}", r.status);
+    assert_eq!(r.status.total(), r.sent);
+    assert!(r.exchange_cpu_us_per_auction.is_some());
+    assert!(r.latency_ms.p50 > 0.0);
+
+    let back = report::read(&out.join("report.json")).unwrap();
+    assert_eq!(&back, r);
+    assert!(!back.per_second.is_empty());
+    let hgrm = std::fs::read_to_string(out.join("latency.hgrm")).unwrap();
+    let header: Vec<_> = hgrm.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["Value", "Percentile", "TotalCount", "1/(1-Percentile)"]
+    );
+    assert!(hgrm.contains("#[Max     ="));
+    let svg = std::fs::read_to_string(out.join("latency.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert!(r.table().contains("exchange cpu"));
+    assert!(report::compare(r, &back).contains("p99"));
+}
