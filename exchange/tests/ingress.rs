@@ -18,9 +18,15 @@ async fn publishers_can_use_http1_and_h2c() {
     let ex = exchange(&[("alpha", &a)], |_| {}).await;
     let body = serde_json::to_vec(&request("p", 0.5, 300)).unwrap();
     let h1 = post_raw(&client(false), &ex, body.clone(), &[]).await;
-    assert_eq!((h1.status, h1.version), (StatusCode::OK, http::Version::HTTP_11));
+    assert_eq!(
+        (h1.status, h1.version),
+        (StatusCode::OK, http::Version::HTTP_11)
+    );
     let h2 = post_raw(&client(true), &ex, body, &[]).await;
-    assert_eq!((h2.status, h2.version), (StatusCode::OK, http::Version::HTTP_2));
+    assert_eq!(
+        (h2.status, h2.version),
+        (StatusCode::OK, http::Version::HTTP_2)
+    );
     assert_eq!(h2.json()["seatbid"][0]["bid"][0]["price"], json!(0.51));
 }
 
@@ -48,7 +54,11 @@ async fn bad_requests_get_400_naming_the_field() {
     for (body, field) in cases {
         let answer = post_raw(&c, &ex, body, &[]).await;
         assert_eq!(answer.status, 400, "{}", answer.text());
-        assert!(answer.text().contains(field), "{field:?} not named in {:?}", answer.text());
+        assert!(
+            answer.text().contains(field),
+            "{field:?} not named in {:?}",
+            answer.text()
+        );
     }
     assert_eq!(a.stats().requests, 0, "bad requests never reach bidders");
 }
@@ -82,7 +92,10 @@ async fn body_limits_and_gzip() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_capacity_requests_are_shed_with_503_at_once() {
-    let slow = bidder("slow", 3.0, |c| c.latency = Latency::Fixed(Duration::from_millis(400))).await;
+    let slow = bidder("slow", 3.0, |c| {
+        c.latency = Latency::Fixed(Duration::from_millis(400))
+    })
+    .await;
     let ex = exchange(&[("slow", &slow)], |c| c.server.max_in_flight = 2).await;
     let c = client(true);
     let body = serde_json::to_vec(&request("shed", 0.5, 300)).unwrap();
@@ -103,7 +116,10 @@ async fn over_capacity_requests_are_shed_with_503_at_once() {
         let (status, elapsed) = t.await.unwrap();
         if status == 503 {
             shed += 1;
-            assert!(elapsed < Duration::from_millis(250), "shed after {elapsed:?}");
+            assert!(
+                elapsed < Duration::from_millis(250),
+                "shed after {elapsed:?}"
+            );
         } else {
             assert_eq!(status, 204, "the slow bidder misses tmax, so a no-bid");
         }
@@ -111,7 +127,11 @@ async fn over_capacity_requests_are_shed_with_503_at_once() {
     assert!(shed >= 3, "only {shed} of 6 shed with 2 slots");
     // Health probes bypass the limit.
     let health = c
-        .request(http::Request::get(format!("{}/healthz", ex.url())).body(Default::default()).unwrap())
+        .request(
+            http::Request::get(format!("{}/healthz", ex.url()))
+                .body(Default::default())
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
@@ -137,7 +157,9 @@ async fn health_readiness_and_unknown_routes() {
     assert_eq!(get("/openrtb2/auction").await, 405);
     // With no bidders every valid request is a no-bid.
     assert_eq!(post(&ex, &request("none", 0.0, 100)).await.status, 204);
-    ex.app().ready.store(false, std::sync::atomic::Ordering::Relaxed);
+    ex.app()
+        .ready
+        .store(false, std::sync::atomic::Ordering::Relaxed);
     assert_eq!(get("/readyz").await, 503);
 }
 
@@ -147,7 +169,10 @@ fn corpus_dir() -> Option<PathBuf> {
         return Some(dir);
     }
     if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("OpenRTB corpus not found at {} (required under CI=true)", dir.display());
+        panic!(
+            "OpenRTB corpus not found at {} (required under CI=true)",
+            dir.display()
+        );
     }
     eprintln!("SKIPPED: OpenRTB corpus not found at {}", dir.display());
     None
@@ -180,7 +205,10 @@ async fn every_corpus_request_through_a_live_exchange() {
             ),
             _ => {
                 assert_eq!(answer.status, 400, "{path}: {}", answer.text());
-                assert!(!answer.text().trim().is_empty(), "{path}: 400 without a reason");
+                assert!(
+                    !answer.text().trim().is_empty(),
+                    "{path}: 400 without a reason"
+                );
             }
         }
         seen += 1;
@@ -193,7 +221,10 @@ async fn every_corpus_request_through_a_live_exchange() {
 async fn a_bidder_that_refuses_connections_is_an_error_not_a_delay() {
     let a = bidder("alpha", 3.0, |_| {}).await;
     // Bind then drop: nothing listens on this port any more.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let ex = exchange(&[("alpha", &a)], |c| {
         c.bidders.push(rtb_exchange::config::BidderEntry::new(
             "dead",

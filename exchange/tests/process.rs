@@ -1,0 +1,155 @@
+//! The real `exchange` binary: `serve --config FILE`, bad configs, SIGTERM.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use common::*;
+use serde_json::json;
+
+const EXCHANGE: &str = env!("CARGO_BIN_EXE_exchange");
+
+/// Starts `exchange serve` and returns the child and its URL (read from stdout).
+fn serve(config: &std::path::Path) -> (Child, String) {
+    let mut child = Command::new(EXCHANGE)
+        .args(["serve", "--config"])
+        .arg(config)
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("exchange listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (child, url)
+}
+
+fn sigterm(child: &Child) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_a_config_file_then_drain_on_sigterm() {
+    let a = bidder("alpha", 3.0, |_| {}).await;
+    let b = bidder("beta", 2.0, |_| {}).await;
+    let b2 = bidder("beta", 2.0, |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("exchange.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+listen = "127.0.0.1:8080"
+[auction]
+default_tmax_ms = 120
+max_tmax_ms = 500
+[[bidders]]
+name = "alpha"
+endpoints = ["{}"]
+protocol = "h2c"
+[[bidders]]
+name = "beta"
+endpoints = ["{}", "{}"]
+protocol = "h2c"
+"#,
+            a.url(),
+            b.url(),
+            b2.url()
+        ),
+    )
+    .unwrap();
+    let (mut child, url) = serve(&path);
+    let c = client(true);
+    let req = http::Request::post(format!("{url}/openrtb2/auction"))
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            serde_json::to_vec(&request("proc-1", 0.5, 300)).unwrap(),
+        )))
+        .unwrap();
+    let resp = c.request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["seatbid"][0]["seat"], "alpha");
+    assert_eq!(v["seatbid"][0]["bid"][0]["price"], json!(2.01));
+    assert_eq!(a.stats().http2, 1);
+    sigterm(&child);
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+}
+
+#[test]
+fn a_bad_config_exits_64_naming_the_key_before_binding() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("[auction]\ndefault_tmax = 5\n", "default_tmax"),
+        (
+            "[[bidders]]\nname = \"a\"\nendpoints = [\"gopher://x\"]\n",
+            "bidders[0].endpoints[0]",
+        ),
+        (
+            "[[bidders]]\nname = \"a\"\nendpoints = []\n",
+            "bidders[0].endpoints",
+        ),
+    ];
+    for (i, (text, key)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("bad-{i}.toml"));
+        std::fs::write(&path, text).unwrap();
+        for sub in ["serve", "check-config"] {
+            let out = Command::new(EXCHANGE)
+                .args([sub, "--config"])
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(64), "{sub} {text}");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains(key), "{key} not in {err}");
+        }
+    }
+    let out = Command::new(EXCHANGE)
+        .args(["serve", "--config", "/nonexistent/exchange.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/exchange.toml"));
+}
+
+#[test]
+fn the_shipped_configs_are_valid() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let out = Command::new(EXCHANGE)
+                .args(["check-config", "--config"])
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            n += 1;
+        }
+    }
+    assert!(n >= 1, "no config files in {}", dir.display());
+}
