@@ -61,8 +61,27 @@ pub struct Config {
     pub server: ServerConfig,
     /// Deadline and auction settings.
     pub auction: AuctionConfig,
+    /// Measurement settings.
+    pub metrics: MetricsConfig,
     /// The bidders requests are fanned out to.
     pub bidders: Vec<BidderEntry>,
+}
+
+/// Measurement settings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Upper bounds (milliseconds) of the Prometheus histogram buckets for
+    /// stage and bidder latencies; fine below 1 ms for the exchange's stages.
+    pub buckets_ms: Vec<f64>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            buckets_ms: crate::metrics::DEFAULT_BUCKETS_MS.to_vec(),
+        }
+    }
 }
 
 impl Default for Config {
@@ -71,6 +90,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             server: ServerConfig::default(),
             auction: AuctionConfig::default(),
+            metrics: MetricsConfig::default(),
             bidders: Vec::new(),
         }
     }
@@ -261,6 +281,16 @@ impl Config {
         }
         if self.server.max_body_bytes == 0 {
             return Err(invalid("server.max_body_bytes", "must be > 0"));
+        }
+        let b = &self.metrics.buckets_ms;
+        if b.is_empty()
+            || b.iter().any(|v| !v.is_finite() || *v <= 0.0)
+            || b.windows(2).any(|w| w[0] >= w[1])
+        {
+            return Err(invalid(
+                "metrics.buckets_ms",
+                "must be a non-empty list of increasing positive numbers",
+            ));
         }
         let mut names = HashSet::new();
         for (i, b) in self.bidders.iter().enumerate() {

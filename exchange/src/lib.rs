@@ -5,13 +5,14 @@
 //! Modules, from the edge inward: [`server`] (HTTP front, tower stack,
 //! drain), [`pipeline`] (one auction end to end), [`fanout`] (bidder clients,
 //! instance choice, deadline), [`auction`] and [`macros`] (pure logic),
-//! [`outcome`] (the publisher's response), [`notify`] (win notices).
+//! [`outcome`] (the publisher's response), [`notify`] (win notices), [`metrics`] (Prometheus and HDR latency).
 //! See ARCHITECTURE.md for the request path and the invariants.
 
 pub mod auction;
 pub mod config;
 pub mod fanout;
 pub mod macros;
+pub mod metrics;
 pub mod notify;
 pub mod outcome;
 pub mod pipeline;

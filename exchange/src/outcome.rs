@@ -78,6 +78,8 @@ pub struct Built {
     pub response: Option<Vec<u8>>,
     /// Substituted `nurl`s of the winners, to fire after answering.
     pub notices: Vec<String>,
+    /// Time spent encoding the response JSON.
+    pub encode_time: Duration,
 }
 
 /// Builds the response.
@@ -140,6 +142,7 @@ pub fn build(input: Input<'_>) -> Built {
         return Built {
             response: None,
             notices,
+            encode_time: Duration::ZERO,
         };
     }
     let response = BidResponse {
@@ -149,11 +152,13 @@ pub fn build(input: Input<'_>) -> Built {
         ext: Some(ext(&input)),
         ..BidResponse::default()
     };
+    let started = std::time::Instant::now();
     let mut out = Vec::with_capacity(1024);
     encode_response(&response, &mut out);
     Built {
         response: Some(out),
         notices,
+        encode_time: started.elapsed(),
     }
 }
 

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use crate::auction::{self, AuctionType, DealRule, ImpRule, Offer, Rules};
 use crate::config::Config;
 use crate::fanout::{fan_out, Answer, Bidder, CallResult, ClientError};
+use crate::metrics::{Metrics, Stage, ROTATE_EVERY};
 use crate::notify::Notifier;
 use crate::outcome::{self, BidderStatus, Decoded};
 
@@ -40,6 +41,7 @@ pub struct Exchange {
     pub config: Arc<Config>,
     bidders: Vec<Arc<Bidder>>,
     notifier: Notifier,
+    metrics: Arc<Metrics>,
 }
 
 impl Exchange {
@@ -50,12 +52,21 @@ impl Exchange {
             .iter()
             .filter(|b| b.enabled)
             .map(|b| Bidder::new(b).map(Arc::new))
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<Vec<Arc<Bidder>>, _>>()?;
+        let names: Vec<String> = bidders.iter().map(|b| b.name.clone()).collect();
+        let metrics = Arc::new(Metrics::new(&names, &config.metrics.buckets_ms));
+        spawn_rotation(&metrics);
         Ok(Self {
             config: Arc::new(config),
             bidders,
             notifier: Notifier::spawn(),
+            metrics,
         })
+    }
+
+    /// The exchange's instruments.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The bidders auctions fan out to.
@@ -70,6 +81,7 @@ impl Exchange {
 
     /// Runs one auction for a request body that arrived at `arrival`.
     pub async fn auction(&self, body: &[u8], arrival: Instant) -> Reply {
+        let started = Instant::now();
         let mut request = match decode_request(body) {
             Ok(r) => r,
             Err(e) => return Reply::BadRequest(e.to_string()),
@@ -77,6 +89,7 @@ impl Exchange {
         if let Err(v) = validate_request(&request) {
             return Reply::BadRequest(v.to_string());
         }
+        self.metrics.stage(Stage::Decode, started.elapsed());
         let currency = request
             .cur
             .first()
@@ -97,11 +110,14 @@ impl Exchange {
         if tmax_for_bidders == 0 || self.bidders.is_empty() {
             return Reply::NoBid;
         }
+        let encode_started = Instant::now();
         let original_tmax = request.tmax;
         request.tmax = Some(tmax_for_bidders);
         let mut out = Vec::with_capacity(body.len() + 16);
         encode_request(&request, &mut out);
         request.tmax = original_tmax;
+        let request_encode = encode_started.elapsed();
+        let fanout_started = Instant::now();
         let answers = fan_out(
             &self.bidders,
             Bytes::from(out),
@@ -109,21 +125,35 @@ impl Exchange {
             a.max_bidder_response_bytes,
         )
         .await;
-        self.settle(&request, &currency, budget, answers)
+        self.metrics
+            .stage(Stage::FanoutWait, fanout_started.elapsed());
+        let settle_started = Instant::now();
+        let (reply, response_encode) = self.settle(&request, &currency, budget, answers);
+        self.metrics.stage(
+            Stage::Auction,
+            settle_started.elapsed().saturating_sub(response_encode),
+        );
+        self.metrics
+            .stage(Stage::Encode, request_encode + response_encode);
+        reply
     }
 
-    /// Decodes the answers, runs the auction and builds the reply.
+    /// Decodes the answers, runs the auction and builds the reply; also
+    /// returns the time spent encoding the response.
     fn settle(
         &self,
         request: &BidRequest,
         currency: &str,
         budget: Duration,
         answers: Vec<Answer>,
-    ) -> Reply {
+    ) -> (Reply, Duration) {
         let decoded: Vec<Decoded> = answers
             .into_iter()
             .map(|a| decode_answer(request, a))
             .collect();
+        for d in &decoded {
+            self.record_answer(d);
+        }
         let imps: Vec<ImpRule<'_>> = request.imp.iter().map(imp_rule).collect();
         let rules = Rules {
             auction_type: AuctionType::from_at(request.at.and_then(|at| u8::try_from(at).ok())),
@@ -169,14 +199,51 @@ impl Exchange {
             result: &result,
             strip_nurl: self.config.auction.fire_nurl,
         });
+        for win in result.wins.iter().flatten() {
+            let (d, _, _) = sources[win.offer];
+            self.metrics.bidders[decoded[d].bidder].wins.inc();
+        }
         for url in built.notices {
             self.notifier.notify(url);
         }
-        match built.response {
+        let reply = match built.response {
             Some(resp) => Reply::Bids(Bytes::from(resp)),
             None => Reply::NoBid,
-        }
+        };
+        (reply, built.encode_time)
     }
+
+    /// Counts one bidder answer and records its latency.
+    fn record_answer(&self, d: &Decoded) {
+        let m = &self.metrics.bidders[d.bidder];
+        m.requests.inc();
+        m.histogram.observe(d.latency.as_secs_f64());
+        m.series.record(d.latency);
+        let counter = match d.status {
+            BidderStatus::Bids(_) => &m.bids,
+            BidderStatus::NoBid => &m.no_bids,
+            BidderStatus::Timeout => &m.timeouts,
+            BidderStatus::Invalid(_) => &m.invalid,
+            BidderStatus::Error(_) => &m.transport_errors,
+        };
+        counter.inc();
+    }
+}
+
+/// Closes an HDR window every [`ROTATE_EVERY`], off the hot path; stops when
+/// the exchange (the last strong reference) is dropped.
+fn spawn_rotation(metrics: &Arc<Metrics>) {
+    let weak = Arc::downgrade(metrics);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(ROTATE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(m) = weak.upgrade() else { return };
+            m.rotate();
+        }
+    });
 }
 
 fn imp_rule(imp: &rtb_proto::openrtb::Imp) -> ImpRule<'_> {

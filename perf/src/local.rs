@@ -65,7 +65,8 @@ fn load_scenario(opts: &Options) -> anyhow::Result<Scenario> {
 }
 
 /// `perf run`: load against `target` (a full auction URL); bidders in the
-/// scenario are ignored and exchange CPU is not known.
+/// scenario are ignored and exchange CPU is not known. Blocking, like
+/// [`run_local`].
 pub fn run_external(opts: &Options, target: &str) -> anyhow::Result<Outcome> {
     let scenario = load_scenario(opts)?;
     let pool = scenario.body_pool()?;
@@ -86,7 +87,8 @@ pub fn run_external(opts: &Options, target: &str) -> anyhow::Result<Outcome> {
 
 /// `perf local`: starts the scenario's bidders and an exchange in this
 /// process, runs the load against it, shuts everything down and reports,
-/// including the exchange's CPU time per answered auction.
+/// including the exchange's CPU time per answered auction. Blocking: call it
+/// from a plain thread, not from inside an async runtime.
 pub fn run_local(opts: &Options) -> anyhow::Result<Outcome> {
     let scenario = load_scenario(opts)?;
     if scenario.bidders.is_empty() {

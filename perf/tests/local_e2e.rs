@@ -67,3 +67,59 @@ fn perf_local_runs_a_tiny_scenario_and_writes_its_report() {
     assert!(r.table().contains("exchange cpu"));
     assert!(report::compare(r, &back).contains("p99"));
 }
+
+#[test]
+fn perf_run_loads_an_external_target_without_cpu_figures() {
+    use std::convert::Infallible;
+
+    use bytes::Bytes;
+    use http_body_util::Full;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    // The target lives on its own runtime thread, as an external exchange would.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(|_req| async {
+                        let mut resp = hyper::Response::new(Full::new(Bytes::new()));
+                        *resp.status_mut() = hyper::StatusCode::NO_CONTENT;
+                        Ok::<_, Infallible>(resp)
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tcp), svc)
+                        .await;
+                });
+            }
+        });
+    });
+    let addr = rx.recv().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("tiny.toml");
+    std::fs::write(&scenario, TINY).unwrap();
+    let opts = Options {
+        scenario,
+        out: Some(dir.path().join("out")),
+        overrides: rtb_perf::scenario::Overrides {
+            protocol: Some(rtb_perf::load::HttpVersion::Http1),
+            ..Default::default()
+        },
+        ..Options::default()
+    };
+    let outcome =
+        rtb_perf::local::run_external(&opts, &format!("http://{addr}/openrtb2/auction")).unwrap();
+    let r = &outcome.report;
+    assert_eq!(r.mode, "run");
+    assert_eq!(r.protocol, "http1");
+    assert_eq!(r.status.no_bid_204, r.sent);
+    assert_eq!(r.exchange_cpu_us_per_auction, None);
+    assert!(r.table().contains("exchange cpu n/a"));
+    assert!(outcome.written.json.exists());
+}

@@ -25,7 +25,9 @@ use tower::load_shed::LoadShedLayer;
 use tower::{service_fn, BoxError, ServiceBuilder, ServiceExt};
 
 use super::ingress::read_body;
+use crate::metrics::Stage;
 use crate::pipeline::{Exchange, Reply};
+use prometheus_client::metrics::gauge::Gauge;
 
 /// The publisher endpoint.
 pub const AUCTION_PATH: &str = "/openrtb2/auction";
@@ -69,6 +71,28 @@ where
     let resp = match (req.method(), req.uri().path()) {
         (&Method::POST, AUCTION_PATH) => auction_stack(app, arrival, req).await,
         (_, AUCTION_PATH) => text(StatusCode::METHOD_NOT_ALLOWED, "use POST"),
+        (&Method::GET, "/metrics") => {
+            let mut resp = Response::new(Full::new(Bytes::from(app.exchange.metrics().encode())));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            resp
+        }
+        (&Method::GET, "/v1/stats/latency") => {
+            let report = app.exchange.metrics().latency_report();
+            match serde_json::to_vec(&report) {
+                Ok(json) => {
+                    let mut resp = Response::new(Full::new(Bytes::from(json)));
+                    resp.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
+                    resp
+                }
+                Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+            }
+        }
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok"),
         (&Method::GET, "/readyz") => {
             if app.ready.load(Ordering::Relaxed) {
@@ -88,17 +112,27 @@ where
     B::Data: Send,
     B::Error: std::fmt::Display + Into<BoxError>,
 {
+    app.exchange.metrics().requests.inc();
+    let outer = app.clone();
     let slots = app.slots.clone();
     let stack = ServiceBuilder::new()
         .layer(LoadShedLayer::new())
         .layer(GlobalConcurrencyLimitLayer::with_semaphore(slots))
         .service(service_fn(move |req: Request<B>| {
             let app = app.clone();
-            async move { Ok::<_, Infallible>(auction(&app, arrival, req).await) }
+            async move {
+                let m = app.exchange.metrics();
+                // A guard, so an auction abandoned by its client still leaves the gauge.
+                let _in_flight = InFlight::new(&m.in_flight);
+                let resp = auction(&app, arrival, req).await;
+                m.stage(Stage::EndToEnd, arrival.elapsed());
+                Ok::<_, Infallible>(resp)
+            }
         }));
     match stack.oneshot(req).await {
         Ok(resp) => resp,
         Err(e) if e.is::<Overloaded>() => {
+            outer.exchange.metrics().shed.inc();
             let mut resp = text(StatusCode::SERVICE_UNAVAILABLE, "overloaded: request shed");
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -117,10 +151,15 @@ where
     let (parts, body) = req.into_parts();
     let body = match read_body(&parts.headers, body, limit).await {
         Ok(b) => b,
-        Err(e) => return text(e.status(), &e.to_string()),
+        Err(e) => {
+            app.exchange.metrics().outcome_bad_request.inc();
+            return text(e.status(), &e.to_string());
+        }
     };
+    let m = app.exchange.metrics();
     match app.exchange.auction(&body, arrival).await {
         Reply::Bids(json) => {
+            m.outcome_bids.inc();
             let mut resp = Response::new(Full::new(json));
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -131,11 +170,31 @@ where
             resp
         }
         Reply::NoBid => {
+            m.outcome_no_bid.inc();
             let mut resp = Response::new(Full::default());
             *resp.status_mut() = StatusCode::NO_CONTENT;
             resp
         }
-        Reply::BadRequest(msg) => text(StatusCode::BAD_REQUEST, &msg),
+        Reply::BadRequest(msg) => {
+            m.outcome_bad_request.inc();
+            text(StatusCode::BAD_REQUEST, &msg)
+        }
+    }
+}
+
+/// Holds the in-flight gauge up for as long as it lives.
+struct InFlight<'a>(&'a Gauge);
+
+impl<'a> InFlight<'a> {
+    fn new(g: &'a Gauge) -> Self {
+        g.inc();
+        Self(g)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

@@ -1,0 +1,373 @@
+//! Measurement: Prometheus counters and histograms, plus HDR percentiles.
+//!
+//! Every stage and every bidder is measured twice, cheaply: a Prometheus
+//! histogram (fixed buckets, for `/metrics` and the HPA) and an HDR series
+//! (for exact tails over the last 1 and 5 minutes at `/v1/stats/latency`).
+//! Handles are resolved once per bidder at start, so the hot path touches
+//! atomics and an uncontended shard lock, never a label lookup.
+//!
+//! Names follow `rtb_<name>_<unit>[_total]`; the `_total` suffix of counters
+//! is added by the encoder.
+
+pub mod latency;
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+
+pub use latency::{Series, Summary, ROTATE_EVERY};
+
+/// Default histogram buckets in milliseconds: fine below a millisecond for
+/// the exchange's own stages, up to a second for bidders.
+pub const DEFAULT_BUCKETS_MS: &[f64] = &[
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 150.0, 250.0, 500.0, 1000.0,
+];
+
+/// Stages of an auction, each with its own latency series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Arrival to response built.
+    EndToEnd,
+    /// Body decode and validation.
+    Decode,
+    /// Fan-out start to last answer or deadline.
+    FanoutWait,
+    /// Answer decoding, auction and response building.
+    Auction,
+    /// Request re-encoding for bidders and response encoding.
+    Encode,
+}
+
+impl Stage {
+    /// All stages, in report order.
+    pub const ALL: [Stage; 5] = [
+        Stage::EndToEnd,
+        Stage::Decode,
+        Stage::FanoutWait,
+        Stage::Auction,
+        Stage::Encode,
+    ];
+
+    /// Label value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::EndToEnd => "end_to_end",
+            Stage::Decode => "decode",
+            Stage::FanoutWait => "fanout_wait",
+            Stage::Auction => "auction",
+            Stage::Encode => "encode",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabel {
+    stage: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BidderLabel {
+    bidder: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BidderKindLabel {
+    bidder: String,
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+/// One stage's instruments.
+#[derive(Debug)]
+pub struct StageMetrics {
+    /// Prometheus histogram (seconds).
+    pub histogram: Histogram,
+    /// HDR series.
+    pub series: Series,
+}
+
+/// One bidder's instruments.
+#[derive(Debug)]
+pub struct BidderMetrics {
+    /// Bidder name.
+    pub name: String,
+    /// Requests sent.
+    pub requests: Counter,
+    /// Answers carrying at least one bid.
+    pub bids: Counter,
+    /// Impressions won.
+    pub wins: Counter,
+    /// No-bid answers.
+    pub no_bids: Counter,
+    /// No answer before the deadline.
+    pub timeouts: Counter,
+    /// Invalid answers (bad JSON, failed validation, too large, bad status).
+    pub invalid: Counter,
+    /// Transport errors (refused, reset, TLS).
+    pub transport_errors: Counter,
+    /// Response time, timeouts recorded at the deadline (seconds).
+    pub histogram: Histogram,
+    /// HDR series of the same.
+    pub series: Series,
+}
+
+/// All of the exchange's instruments.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Publisher auction requests received (before shedding).
+    pub requests: Counter,
+    /// Requests shed because no auction slot was free.
+    pub shed: Counter,
+    /// Auctions in flight (the HPA's per-pod load signal).
+    pub in_flight: Gauge,
+    /// Auctions that answered with bids.
+    pub outcome_bids: Counter,
+    /// Auctions that answered 204.
+    pub outcome_no_bid: Counter,
+    /// Requests refused as bad input (400/413/415).
+    pub outcome_bad_request: Counter,
+    /// Per stage, in [`Stage::ALL`] order.
+    pub stages: Vec<StageMetrics>,
+    /// Per bidder, in configuration order.
+    pub bidders: Vec<BidderMetrics>,
+}
+
+fn seconds_buckets(buckets_ms: &[f64]) -> impl Iterator<Item = f64> + '_ {
+    buckets_ms.iter().map(|ms| ms / 1000.0)
+}
+
+impl Metrics {
+    /// Registers every instrument, one bidder series per name.
+    pub fn new(bidders: &[String], buckets_ms: &[f64]) -> Self {
+        let mut registry = Registry::with_prefix("rtb");
+        let requests = Counter::default();
+        registry.register(
+            "auction_requests",
+            "Publisher auction requests received",
+            requests.clone(),
+        );
+        let shed = Counter::default();
+        registry.register(
+            "shed_requests",
+            "Requests shed with 503 because no auction slot was free",
+            shed.clone(),
+        );
+        let in_flight = Gauge::default();
+        registry.register(
+            "in_flight_auctions",
+            "Auctions in flight",
+            in_flight.clone(),
+        );
+        let outcomes = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "auctions",
+            "Auctions answered, by outcome",
+            outcomes.clone(),
+        );
+        let outcome = |o| outcomes.get_or_create(&OutcomeLabel { outcome: o }).clone();
+        let stage_family = Family::<StageLabel, Histogram, _>::new_with_constructor({
+            let b = buckets_ms.to_vec();
+            move || Histogram::new(seconds_buckets(&b))
+        });
+        registry.register(
+            "stage_duration_seconds",
+            "Time spent per auction stage",
+            stage_family.clone(),
+        );
+        let stages = Stage::ALL
+            .iter()
+            .map(|s| StageMetrics {
+                histogram: stage_family
+                    .get_or_create(&StageLabel { stage: s.name() })
+                    .clone(),
+                series: Series::new(),
+            })
+            .collect();
+        let bidder_hist = Family::<BidderLabel, Histogram, _>::new_with_constructor({
+            let b = buckets_ms.to_vec();
+            move || Histogram::new(seconds_buckets(&b))
+        });
+        registry.register(
+            "bidder_duration_seconds",
+            "Bidder response time; timeouts are recorded at the deadline",
+            bidder_hist.clone(),
+        );
+        let counter_family = |registry: &mut Registry, name: &str, help: &str| {
+            let f = Family::<BidderLabel, Counter>::default();
+            registry.register(name, help, f.clone());
+            f
+        };
+        let req_f = counter_family(
+            &mut registry,
+            "bidder_requests",
+            "Requests sent to a bidder",
+        );
+        let bids_f = counter_family(
+            &mut registry,
+            "bidder_bids",
+            "Bidder answers with at least one bid",
+        );
+        let wins_f = counter_family(&mut registry, "bidder_wins", "Impressions won by a bidder");
+        let nobid_f = counter_family(&mut registry, "bidder_no_bids", "Bidder no-bid answers");
+        let timeout_f = counter_family(
+            &mut registry,
+            "bidder_timeouts",
+            "Bidder calls cut off by the deadline",
+        );
+        let errors_f = Family::<BidderKindLabel, Counter>::default();
+        registry.register(
+            "bidder_errors",
+            "Bidder calls that failed, by kind (invalid answer or transport error)",
+            errors_f.clone(),
+        );
+        let bidders = bidders
+            .iter()
+            .map(|name| {
+                let l = BidderLabel {
+                    bidder: name.clone(),
+                };
+                let kind = |kind| {
+                    errors_f
+                        .get_or_create(&BidderKindLabel {
+                            bidder: name.clone(),
+                            kind,
+                        })
+                        .clone()
+                };
+                BidderMetrics {
+                    name: name.clone(),
+                    requests: req_f.get_or_create(&l).clone(),
+                    bids: bids_f.get_or_create(&l).clone(),
+                    wins: wins_f.get_or_create(&l).clone(),
+                    no_bids: nobid_f.get_or_create(&l).clone(),
+                    timeouts: timeout_f.get_or_create(&l).clone(),
+                    invalid: kind("invalid"),
+                    transport_errors: kind("transport"),
+                    histogram: bidder_hist.get_or_create(&l).clone(),
+                    series: Series::new(),
+                }
+            })
+            .collect();
+        Self {
+            registry,
+            requests,
+            shed,
+            in_flight,
+            outcome_bids: outcome("bids"),
+            outcome_no_bid: outcome("no_bid"),
+            outcome_bad_request: outcome("bad_request"),
+            stages,
+            bidders,
+        }
+    }
+
+    /// Records a stage's duration in both instruments.
+    pub fn stage(&self, stage: Stage, d: Duration) {
+        let m = &self.stages[stage as usize];
+        m.histogram.observe(d.as_secs_f64());
+        m.series.record(d);
+    }
+
+    /// Prometheus text exposition (format 0.0.4) of every instrument.
+    pub fn encode(&self) -> String {
+        let mut open_metrics = String::with_capacity(16 * 1024);
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut open_metrics, &self.registry);
+        to_prometheus_text(&open_metrics)
+    }
+
+    /// Closes the current HDR window of every series (called every [`ROTATE_EVERY`]).
+    pub fn rotate(&self) {
+        for s in &self.stages {
+            s.series.rotate();
+        }
+        for b in &self.bidders {
+            b.series.rotate();
+        }
+    }
+
+    /// Percentiles per stage and per bidder over the last 1 and 5 minutes.
+    pub fn latency_report(&self) -> LatencyReport {
+        let windows = |series: &Series| Windows {
+            last_1m: series.summary(Duration::from_secs(60)),
+            last_5m: series.summary(Duration::from_secs(300)),
+        };
+        LatencyReport {
+            stages: Stage::ALL
+                .iter()
+                .zip(&self.stages)
+                .map(|(s, m)| (s.name().to_owned(), windows(&m.series)))
+                .collect(),
+            bidders: self
+                .bidders
+                .iter()
+                .map(|b| (b.name.clone(), windows(&b.series)))
+                .collect(),
+        }
+    }
+}
+
+/// prometheus-client writes OpenMetrics, where a counter family `x` has
+/// samples `x_total`; the Prometheus text format (what `promtool check
+/// metrics` and older scrapers read) names the family `x_total` too, and has
+/// no `# EOF` or `# UNIT` lines.
+fn to_prometheus_text(open_metrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = open_metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(open_metrics.len() + 256);
+    for line in open_metrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                out.push_str(prefix);
+                out.push_str(name);
+                if counters.contains(name) {
+                    out.push_str("_total");
+                }
+                out.push(' ');
+                out.push_str(tail);
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The body of `GET /v1/stats/latency`.
+#[derive(Debug, Clone, Serialize)]
+pub struct LatencyReport {
+    /// Per stage.
+    pub stages: std::collections::BTreeMap<String, Windows>,
+    /// Per bidder.
+    pub bidders: std::collections::BTreeMap<String, Windows>,
+}
+
+/// One series over two windows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Windows {
+    /// The last minute.
+    pub last_1m: Summary,
+    /// The last five minutes.
+    pub last_5m: Summary,
+}
