@@ -113,6 +113,14 @@ async fn accept_loop(
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(hyper_util::rt::TokioTimer::new());
+    // The exchange resets the streams it gives up on at its deadline. h2's
+    // default (20 reset-before-accept streams, a "rapid reset" guard) would
+    // make this server close the whole connection under load, which a real
+    // DSP tuned for an exchange would not do.
+    builder
+        .http2()
+        .max_pending_accept_reset_streams(Some(100_000))
+        .max_concurrent_streams(10_000);
     // A JoinSet so shutdown can wait until every connection is really closed.
     let mut connections = JoinSet::new();
     loop {
