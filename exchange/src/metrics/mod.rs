@@ -143,8 +143,14 @@ pub struct Metrics {
     pub bidders: Vec<BidderMetrics>,
 }
 
-fn seconds_buckets(buckets_ms: &[f64]) -> impl Iterator<Item = f64> + '_ {
-    buckets_ms.iter().map(|ms| ms / 1000.0)
+/// A histogram family whose members all use the configured buckets (in
+/// seconds, as Prometheus expects).
+fn histogram_family<L>(buckets_ms: &[f64]) -> Family<L, Histogram, impl Fn() -> Histogram + Clone>
+where
+    L: Clone + std::hash::Hash + Eq,
+{
+    let seconds: Vec<f64> = buckets_ms.iter().map(|ms| ms / 1000.0).collect();
+    Family::new_with_constructor(move || Histogram::new(seconds.iter().copied()))
 }
 
 impl Metrics {
@@ -176,10 +182,7 @@ impl Metrics {
             outcomes.clone(),
         );
         let outcome = |o| outcomes.get_or_create(&OutcomeLabel { outcome: o }).clone();
-        let stage_family = Family::<StageLabel, Histogram, _>::new_with_constructor({
-            let b = buckets_ms.to_vec();
-            move || Histogram::new(seconds_buckets(&b))
-        });
+        let stage_family = histogram_family::<StageLabel>(buckets_ms);
         registry.register(
             "stage_duration_seconds",
             "Time spent per auction stage",
@@ -194,10 +197,7 @@ impl Metrics {
                 series: Series::new(),
             })
             .collect();
-        let bidder_hist = Family::<BidderLabel, Histogram, _>::new_with_constructor({
-            let b = buckets_ms.to_vec();
-            move || Histogram::new(seconds_buckets(&b))
-        });
+        let bidder_hist = histogram_family::<BidderLabel>(buckets_ms);
         registry.register(
             "bidder_duration_seconds",
             "Bidder response time; timeouts are recorded at the deadline",
