@@ -2,6 +2,7 @@
 //! seeded OpenRTB 2.6 request mixes, scenario files, the all-in-one local
 //! setup (simulated bidders + exchange in one process) and latency reports.
 
+pub mod baseline;
 pub mod cpu;
 pub mod load;
 pub mod local;

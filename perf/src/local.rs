@@ -27,6 +27,8 @@ pub struct Options {
     pub out: Option<PathBuf>,
     /// Print the table to stdout.
     pub print: bool,
+    /// Load the bare hyper fan-out baseline instead of the exchange.
+    pub baseline: bool,
 }
 
 /// What a finished run left behind.
@@ -109,17 +111,35 @@ pub fn run_local(opts: &Options) -> anyhow::Result<Outcome> {
         None => Config::default(),
     };
     config.listen = ([127, 0, 0, 1], 0).into();
-    config.bidders = entries;
     // The dedicated runtime blocks while starting and stopping, so both happen
     // outside the load generator's runtime.
-    let exchange = rtb_exchange::server::start_dedicated(config, scenario.exchange.workers)
-        .map_err(|e| anyhow!("starting the exchange: {e}"))?;
-    let target = format!("http://{}{}", exchange.addr(), scenario.exchange.path);
+    let server = if opts.baseline {
+        let urls = entries.into_iter().map(|e| e.endpoints).collect();
+        Server::Baseline(crate::baseline::DedicatedBaseline::start(
+            urls,
+            scenario.exchange.workers,
+            EXCHANGE_THREAD_PREFIX,
+        )?)
+    } else {
+        config.bidders = entries;
+        Server::Exchange(
+            rtb_exchange::server::start_dedicated(config, scenario.exchange.workers)
+                .map_err(|e| anyhow!("starting the exchange: {e}"))?,
+        )
+    };
+    let addr = match &server {
+        Server::Exchange(e) => e.addr(),
+        Server::Baseline(b) => b.addr(),
+    };
+    let target = format!("http://{addr}{}", scenario.exchange.path);
     let started = now_unix();
     let cpu_before = threads_cpu(EXCHANGE_THREAD_PREFIX);
     let result = rt.block_on(drive(&scenario, target.clone(), &pool));
     let cpu_after = threads_cpu(EXCHANGE_THREAD_PREFIX);
-    exchange.shutdown();
+    match server {
+        Server::Exchange(e) => e.shutdown(),
+        Server::Baseline(b) => b.shutdown(),
+    }
     rt.block_on(async {
         for h in handles {
             // A hanging bidder's connections are closed by its shutdown.
@@ -133,13 +153,23 @@ pub fn run_local(opts: &Options) -> anyhow::Result<Outcome> {
     finish(
         opts,
         &scenario,
-        "local",
+        if opts.baseline {
+            "local-baseline"
+        } else {
+            "local"
+        },
         &target,
         pool.source(),
         started,
         cpu,
         &result,
     )
+}
+
+/// What `perf local` loads: the exchange, or the bare fan-out baseline.
+enum Server {
+    Exchange(rtb_exchange::server::DedicatedExchange),
+    Baseline(crate::baseline::DedicatedBaseline),
 }
 
 async fn start_bidders(s: &Scenario) -> anyhow::Result<(Vec<BidderHandle>, Vec<BidderEntry>)> {

@@ -66,6 +66,10 @@ struct RunArgs {
     /// Exit with status 2 when the scenario's goal_p99_ms is not met.
     #[arg(long)]
     check_goal: bool,
+    /// perf local only: load a bare hyper HTTP/2 fan-out (no OpenRTB logic)
+    /// instead of the exchange, as the baseline for ratios.
+    #[arg(long)]
+    baseline: bool,
 }
 
 impl RunArgs {
@@ -80,6 +84,7 @@ impl RunArgs {
             },
             out: self.out.clone(),
             print: true,
+            baseline: self.baseline,
         }
     }
 }

@@ -123,3 +123,22 @@ fn perf_run_loads_an_external_target_without_cpu_figures() {
     assert!(r.table().contains("exchange cpu n/a"));
     assert!(outcome.written.json.exists());
 }
+
+/// The bare hyper fan-out baseline answers the same traffic with the bidders'
+/// bodies, with no OpenRTB logic, and its CPU is measured the same way.
+#[test]
+fn perf_local_baseline_answers_the_same_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("tiny.toml");
+    std::fs::write(&scenario, TINY).unwrap();
+    let outcome = run_local(&Options {
+        scenario,
+        out: Some(dir.path().join("out")),
+        baseline: true,
+        ..Options::default()
+    })
+    .unwrap();
+    let r = &outcome.report;
+    assert_eq!(r.mode, "local-baseline");
+    assert!(r.status.ok_200 > 0, "{:?}", r.status);
+}
