@@ -125,8 +125,8 @@ impl Exchange {
             a.max_bidder_response_bytes,
         )
         .await;
-        self.metrics
-            .stage(Stage::FanoutWait, fanout_started.elapsed());
+        let fanout_wait = fanout_started.elapsed();
+        self.metrics.stage(Stage::FanoutWait, fanout_wait);
         let settle_started = Instant::now();
         let (reply, response_encode) = self.settle(&request, &currency, budget, answers);
         self.metrics.stage(
@@ -135,6 +135,10 @@ impl Exchange {
         );
         self.metrics
             .stage(Stage::Encode, request_encode + response_encode);
+        self.metrics.stage(
+            Stage::Overhead,
+            arrival.elapsed().saturating_sub(fanout_wait),
+        );
         reply
     }
 

@@ -106,7 +106,14 @@ async fn counters_histograms_and_percentiles_reflect_real_auctions() {
         hang_p50 >= 130.0,
         "timeouts recorded at the deadline, got {hang_p50}"
     );
-    for stage in ["end_to_end", "decode", "fanout_wait", "auction", "encode"] {
+    for stage in [
+        "end_to_end",
+        "decode",
+        "fanout_wait",
+        "auction",
+        "encode",
+        "overhead",
+    ] {
         let s = &v["stages"][stage]["last_1m"];
         for key in [
             "p50_ms", "p90_ms", "p99_ms", "p999_ms", "p9999_ms", "max_ms",

@@ -83,6 +83,7 @@ pub fn run_external(opts: &Options, target: &str) -> anyhow::Result<Outcome> {
         pool.source(),
         started,
         None,
+        None,
         &result,
     )
 }
@@ -136,6 +137,10 @@ pub fn run_local(opts: &Options) -> anyhow::Result<Outcome> {
     let cpu_before = threads_cpu(EXCHANGE_THREAD_PREFIX);
     let result = rt.block_on(drive(&scenario, target.clone(), &pool));
     let cpu_after = threads_cpu(EXCHANGE_THREAD_PREFIX);
+    let stages = match &server {
+        Server::Exchange(_) => rt.block_on(exchange_stages(addr)),
+        Server::Baseline(_) => None,
+    };
     match server {
         Server::Exchange(e) => e.shutdown(),
         Server::Baseline(b) => b.shutdown(),
@@ -162,8 +167,24 @@ pub fn run_local(opts: &Options) -> anyhow::Result<Outcome> {
         pool.source(),
         started,
         cpu,
+        stages,
         &result,
     )
+}
+
+/// The exchange's own stage percentiles (`GET /v1/stats/latency`), if it answers.
+async fn exchange_stages(addr: std::net::SocketAddr) -> Option<serde_json::Value> {
+    use http_body_util::BodyExt;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let uri = format!("http://{addr}/v1/stats/latency").parse().ok()?;
+    let resp = tokio::time::timeout(Duration::from_secs(5), client.get(uri))
+        .await
+        .ok()?
+        .ok()?;
+    let body = resp.into_body().collect().await.ok()?.to_bytes();
+    let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
+    Some(v["stages"].clone())
 }
 
 /// What `perf local` loads: the exchange, or the bare fan-out baseline.
@@ -230,6 +251,7 @@ fn finish(
     source: &str,
     started: u64,
     exchange_cpu_s: Option<f64>,
+    exchange_stages: Option<serde_json::Value>,
     result: &LoadResult,
 ) -> anyhow::Result<Outcome> {
     let schedule = s.schedule();
@@ -248,6 +270,7 @@ fn finish(
         planned_duration_s: schedule.duration().as_secs_f64(),
         planned_requests: schedule.expected_requests(),
         exchange_cpu_s,
+        exchange_stages,
     };
     let report = Report::new(info, result);
     let dir = opts

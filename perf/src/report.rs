@@ -134,6 +134,15 @@ pub struct Report {
     pub exchange_cpu_s: Option<f64>,
     /// Exchange CPU time per answered auction, µs; local mode only.
     pub exchange_cpu_us_per_auction: Option<f64>,
+    /// Share of all sent requests answered (200/204) within `goal_p99_ms`
+    /// (for deadline scenarios the goal is the tmax): deadline adherence.
+    #[serde(default)]
+    pub within_goal_share: Option<f64>,
+    /// The exchange's own stage percentiles over the run (its
+    /// `/v1/stats/latency` `stages`, last 5 minutes), local mode only;
+    /// `overhead` is end-to-end minus the fan-out wait.
+    #[serde(default)]
+    pub exchange_stages: Option<serde_json::Value>,
 }
 
 /// What a report needs besides the measurements.
@@ -167,6 +176,8 @@ pub struct RunInfo {
     pub planned_requests: u64,
     /// Exchange CPU seconds over the run, when known.
     pub exchange_cpu_s: Option<f64>,
+    /// The exchange's stage percentiles, when known (local mode).
+    pub exchange_stages: Option<serde_json::Value>,
 }
 
 impl Report {
@@ -215,6 +226,18 @@ impl Report {
             status: result.recorder.counts,
             latency_ms: latency,
             per_second,
+            within_goal_share: info.goal_p99_ms.filter(|_| result.sent > 0).map(|g| {
+                let h = &result.recorder.all;
+                let micros = (g * 1000.0) as u64;
+                let within: u64 = h
+                    .iter_recorded()
+                    .filter(|v| h.highest_equivalent(v.value_iterated_to()) <= micros)
+                    .map(|v| v.count_at_value())
+                    .sum();
+                // Errors and timeouts that were not recorded count as misses.
+                within.min(answered) as f64 / result.sent as f64
+            }),
+            exchange_stages: info.exchange_stages,
             exchange_cpu_s: info.exchange_cpu_s,
             exchange_cpu_us_per_auction: info
                 .exchange_cpu_s
@@ -259,6 +282,37 @@ impl Report {
             None => "n/a".to_owned(),
         };
         let _ = writeln!(o, "exchange cpu {cpu}");
+        if let Some(share) = self.within_goal_share {
+            let _ = writeln!(
+                o,
+                "within goal  {:.3}% of sent requests answered within goal_p99_ms",
+                share * 100.0
+            );
+        }
+        if let Some(stages) = &self.exchange_stages {
+            let _ = writeln!(o, "exchange-side stages, ms (p50 / p99 / p99.9 / max):");
+            for name in [
+                "end_to_end",
+                "fanout_wait",
+                "overhead",
+                "decode",
+                "auction",
+                "encode",
+            ] {
+                let st = &stages[name]["last_5m"];
+                if st.is_object() {
+                    let f = |k: &str| st[k].as_f64().unwrap_or(f64::NAN);
+                    let _ = writeln!(
+                        o,
+                        "  {name:<12} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
+                        f("p50_ms"),
+                        f("p99_ms"),
+                        f("p999_ms"),
+                        f("max_ms")
+                    );
+                }
+            }
+        }
         let met = match (self.goal_met, self.goal_p99_ms) {
             (Some(true), Some(g)) => format!("yes (p99 {:.3} ms <= {g} ms)", self.latency_ms.p99),
             (Some(false), Some(g)) => format!(

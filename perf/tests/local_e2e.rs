@@ -47,6 +47,18 @@ fn perf_local_runs_a_tiny_scenario_and_writes_its_report() {
     let r = &outcome.report;
     assert_eq!(r.mode, "local");
     assert!(r.sent >= 45, "sent {}", r.sent);
+    // The exchange's own view of the same run: its overhead stage was measured.
+    let stages = r.exchange_stages.as_ref().expect("exchange stages fetched");
+    assert!(
+        stages["overhead"]["last_5m"]["count"].as_u64().unwrap() > 0,
+        "{stages}"
+    );
+    assert!(
+        stages["end_to_end"]["last_5m"]["count"].as_u64().unwrap() > 0,
+        "{stages}"
+    );
+    let share = r.within_goal_share.expect("goal_p99_ms is set");
+    assert!(share > 0.9 && share <= 1.0, "within-goal share {share}");
     assert!(r.status.ok_200 > 0, "{:?}", r.status);
     assert_eq!(r.status.total(), r.sent);
     assert!(r.exchange_cpu_us_per_auction.is_some());

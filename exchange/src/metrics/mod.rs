@@ -42,16 +42,20 @@ pub enum Stage {
     Auction,
     /// Request re-encoding for bidders and response encoding.
     Encode,
+    /// The exchange's own share of an auction: arrival to response built,
+    /// minus the fan-out wait (the slowest in-time bidder, or the deadline).
+    Overhead,
 }
 
 impl Stage {
     /// All stages, in report order.
-    pub const ALL: [Stage; 5] = [
+    pub const ALL: [Stage; 6] = [
         Stage::EndToEnd,
         Stage::Decode,
         Stage::FanoutWait,
         Stage::Auction,
         Stage::Encode,
+        Stage::Overhead,
     ];
 
     /// Label value.
@@ -62,6 +66,7 @@ impl Stage {
             Stage::FanoutWait => "fanout_wait",
             Stage::Auction => "auction",
             Stage::Encode => "encode",
+            Stage::Overhead => "overhead",
         }
     }
 }
