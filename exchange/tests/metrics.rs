@@ -147,3 +147,64 @@ async fn counters_histograms_and_percentiles_reflect_real_auctions() {
         eprintln!("SKIPPED: promtool not installed; /metrics not linted");
     }
 }
+
+/// The HPA's per-pod signal is real: with bidders taking 50 ms, the
+/// in-flight gauge follows offered load (Little's law: rate × latency) and
+/// returns to zero when the load stops; the request counter grows with the rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scaling_signal_follows_offered_load() {
+    let a = bidder("alpha", 3.0, |c| {
+        c.latency = Latency::Fixed(Duration::from_millis(50))
+    })
+    .await;
+    let ex = exchange(&[("alpha", &a)], |_| {}).await;
+    let url = ex.url();
+    // Open-loop load at `rate`/s for one second, sampling the gauge meanwhile.
+    let run = |rate: u64| {
+        let url = url.clone();
+        async move {
+            let c = client(true);
+            let body = bytes::Bytes::from(serde_json::to_vec(&request("hpa", 0.5, 300)).unwrap());
+            let start = tokio::time::Instant::now();
+            let mut tasks = Vec::new();
+            let mut samples = Vec::new();
+            for i in 0..rate {
+                tokio::time::sleep_until(start + Duration::from_micros(1_000_000 * i / rate)).await;
+                let (c, body, target) = (c.clone(), body.clone(), url.clone());
+                tasks.push(tokio::spawn(async move {
+                    let req = http::Request::post(format!("{target}/openrtb2/auction"))
+                        .body(http_body_util::Full::new(body))
+                        .unwrap();
+                    c.request(req).await.unwrap().status()
+                }));
+                if i % (rate / 20) == 0 && i > rate / 4 {
+                    let (_, text) = get(format!("{url}/metrics")).await;
+                    samples.push(sample(&text, "rtb_in_flight_auctions"));
+                }
+            }
+            for t in tasks {
+                assert_eq!(t.await.unwrap(), 200);
+            }
+            samples.iter().sum::<f64>() / samples.len() as f64
+        }
+    };
+    let low = run(40).await;
+    let (_, text) = get(format!("{url}/metrics")).await;
+    let after_low = sample(&text, "rtb_auction_requests_total");
+    let high = run(200).await;
+    let (_, text) = get(format!("{url}/metrics")).await;
+    let after_high = sample(&text, "rtb_auction_requests_total");
+    assert_eq!(after_low, 40.0);
+    assert_eq!(after_high - after_low, 200.0);
+    // Expected about 2 and 10 in flight; allow wide margins for a busy machine.
+    assert!(
+        high > 2.0 * low,
+        "in flight at 200/s ({high}) not well above 40/s ({low})"
+    );
+    assert!(high >= 4.0, "in flight at 200/s only {high}");
+    assert_eq!(
+        sample(&text, "rtb_in_flight_auctions"),
+        0.0,
+        "falls back when the load stops"
+    );
+}

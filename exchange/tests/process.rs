@@ -153,3 +153,79 @@ fn the_shipped_configs_are_valid() {
     }
     assert!(n >= 1, "no config files in {}", dir.display());
 }
+
+/// SIGTERM in the middle of a stream of auctions: every request the exchange
+/// accepted is answered (200/204), the others are refused at connect, none
+/// fails half-way, and the process exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_answers_every_accepted_request() {
+    let a = bidder("alpha", 3.0, |c| {
+        c.latency = rtb_bidder::Latency::Fixed(std::time::Duration::from_millis(100))
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("exchange.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[auction]\ndefault_tmax_ms = 300\n[[bidders]]\nname = \"alpha\"\nendpoints = [\"{}\"]\n",
+            a.url()
+        ),
+    )
+    .unwrap();
+    let (mut child, url) = serve(&path);
+    // One connection per request: "accepted" then has one meaning.
+    let mut b = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new());
+    b.pool_max_idle_per_host(0);
+    let c = b.build_http::<http_body_util::Full<bytes::Bytes>>();
+    let body = bytes::Bytes::from(serde_json::to_vec(&request("drain", 0.5, 300)).unwrap());
+    let mut tasks = Vec::new();
+    let start = std::time::Instant::now();
+    let mut pid_term = Some(child.id());
+    for i in 0..60u64 {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(
+            start + std::time::Duration::from_millis(10 * i),
+        ))
+        .await;
+        if i == 30 {
+            let pid = pid_term.take().unwrap();
+            assert!(Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .unwrap()
+                .success());
+        }
+        let (c, body, url) = (c.clone(), body.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            let req = http::Request::post(format!("{url}/openrtb2/auction"))
+                .body(http_body_util::Full::new(body))
+                .unwrap();
+            match c.request(req).await {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    // The body must arrive whole too.
+                    http_body_util::BodyExt::collect(resp.into_body())
+                        .await
+                        .map(|_| status)
+                        .map_err(|e| e.to_string())
+                }
+                Err(e) if e.is_connect() => Ok(0),
+                Err(e) => Err(format!("{e:?}")),
+            }
+        }));
+    }
+    let mut answered = 0;
+    for (i, t) in tasks.into_iter().enumerate() {
+        match t.await.unwrap() {
+            Ok(200) | Ok(204) => answered += 1,
+            Ok(0) => assert!(i >= 30, "request {i} refused before SIGTERM"),
+            other => panic!("request {i}: {other:?}"),
+        }
+    }
+    // Requests 0..30 were sent before SIGTERM, about ten still in flight.
+    assert!(answered >= 30, "only {answered} answered");
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+}
