@@ -68,7 +68,7 @@ if command -v oha >/dev/null 2>&1; then
   body="$out/request.json"
   cp ../shared/corpus/openrtb/requests/valid/pbs-simple.json "$body" 2>/dev/null ||
     echo '{"id":"x","imp":[{"id":"1","banner":{"w":300,"h":250}}],"tmax":120}' > "$body"
-  oha --no-tui --http2 -q 200 -z 10s -m POST -H 'content-type: application/json' -D "$body" \
+  oha --no-tui --http2 --latency-correction -q 200 -z 10s -m POST -H 'content-type: application/json' -D "$body" \
     --output-format json http://127.0.0.1:18080/openrtb2/auction > "$out/oha.json"
   jq -r '"oha:  p50 \(.latencyPercentiles.p50*1000) ms  p99 \(.latencyPercentiles.p99*1000) ms  rps \(.summary.requestsPerSec)"' "$out/oha.json"
   printf 'name = "oha-crosscheck"\ndescription = "same body as oha"\ngoal = "compare"\n[load]\nrate = 200\nduration_s = 10\nprotocol = "http2"\nconnections = 1\n[requests]\nreplay_dir = "%s"\n' \

@@ -107,6 +107,10 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// How long a graceful shutdown waits for in-flight requests (SIGTERM).
     pub drain_timeout_ms: u64,
+    /// Shed new auctions (503) while the runtime's smoothed scheduling lag is
+    /// above this: a CPU-starved exchange would otherwise accept auctions it
+    /// can only answer after their deadline. 0 disables it.
+    pub max_scheduling_lag_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -115,6 +119,7 @@ impl Default for ServerConfig {
             max_in_flight: 4096,
             max_body_bytes: 256 * 1024,
             drain_timeout_ms: 5_000,
+            max_scheduling_lag_ms: 20,
         }
     }
 }

@@ -229,3 +229,61 @@ async fn sigterm_under_load_answers_every_accepted_request() {
         .unwrap();
     assert!(status.success(), "exit status {status:?}");
 }
+
+/// A starved exchange sheds: the process is stopped (SIGSTOP) for 150 ms at a
+/// time, as a CPU-starved one would be; its scheduling-lag probe notices and
+/// new auctions get 503 at once. When it runs freely again, auctions are
+/// accepted again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_starved_exchange_sheds_then_recovers() {
+    let a = bidder("alpha", 3.0, |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("exchange.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\nmax_scheduling_lag_ms = 20\n[[bidders]]\nname = \"alpha\"\nendpoints = [\"{}\"]\n",
+            a.url()
+        ),
+    )
+    .unwrap();
+    let (mut child, url) = serve(&path);
+    let pid = child.id().to_string();
+    let signal = |sig: &str| {
+        assert!(Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success());
+    };
+    let c = client(false);
+    let body = serde_json::to_vec(&request("starved", 0.5, 300)).unwrap();
+    let post = |c: &hyper_util::client::legacy::Client<_, _>| {
+        let req = http::Request::post(format!("{url}/openrtb2/auction"))
+            .body(http_body_util::Full::new(bytes::Bytes::from(body.clone())))
+            .unwrap();
+        c.request(req)
+    };
+    assert_eq!(post(&c).await.unwrap().status(), 200);
+    let mut shed = 0;
+    for _ in 0..10 {
+        signal("-STOP");
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        signal("-CONT");
+        if post(&c).await.unwrap().status() == 503 {
+            shed += 1;
+        }
+    }
+    assert!(shed > 0, "no request shed while the exchange was starved");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        post(&c).await.unwrap().status(),
+        200,
+        "accepting again after recovery"
+    );
+    sigterm(&child);
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success());
+}

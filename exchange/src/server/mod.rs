@@ -5,6 +5,7 @@
 //! `server.drain_timeout_ms`, then the server returns.
 
 pub mod ingress;
+pub mod overload;
 pub mod router;
 
 use std::future::Future;

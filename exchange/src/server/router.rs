@@ -2,6 +2,8 @@
 //!
 //! Built by a function so tests can drive it without a socket. The auction
 //! route sits behind one explicit stack, outer to inner:
+//! 0. overload by scheduling lag: while the runtime runs late (a starved CPU),
+//!    new auctions are refused with 503 (see `overload.rs`);
 //! 1. load shedding: when no slot is free the request is refused at once with
 //!    503 instead of waiting (a queued auction would miss its deadline);
 //! 2. a global concurrency limit shared by every connection (`max_in_flight`);
@@ -25,9 +27,11 @@ use tower::load_shed::LoadShedLayer;
 use tower::{service_fn, BoxError, ServiceBuilder, ServiceExt};
 
 use super::ingress::read_body;
+use super::overload::Overload;
 use crate::metrics::Stage;
 use crate::pipeline::{Exchange, Reply};
 use prometheus_client::metrics::gauge::Gauge;
+use std::time::Duration;
 
 /// The publisher endpoint.
 pub const AUCTION_PATH: &str = "/openrtb2/auction";
@@ -41,16 +45,22 @@ pub struct App {
     pub ready: AtomicBool,
     /// Auction slots (`server.max_in_flight`), shared by every connection.
     slots: Arc<Semaphore>,
+    /// Scheduling-lag detector (`server.max_scheduling_lag_ms`).
+    pub overload: Arc<Overload>,
 }
 
 impl App {
     /// Wraps an exchange; ready at once.
     pub fn new(exchange: Exchange) -> Self {
         let slots = Arc::new(Semaphore::new(exchange.config.server.max_in_flight));
+        let overload = Overload::spawn(Duration::from_millis(
+            exchange.config.server.max_scheduling_lag_ms,
+        ));
         Self {
             exchange,
             ready: AtomicBool::new(true),
             slots,
+            overload,
         }
     }
 
@@ -113,6 +123,10 @@ where
     B::Error: std::fmt::Display + Into<BoxError>,
 {
     app.exchange.metrics().requests.inc();
+    if app.overload.shedding() {
+        app.exchange.metrics().shed.inc();
+        return shed_response();
+    }
     let outer = app.clone();
     let slots = app.slots.clone();
     let stack = ServiceBuilder::new()
@@ -196,6 +210,14 @@ impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.dec();
     }
+}
+
+/// The answer to a shed request: 503 at once, with a hint to retry later.
+fn shed_response() -> Response<Full<Bytes>> {
+    let mut resp = text(StatusCode::SERVICE_UNAVAILABLE, "overloaded: request shed");
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    resp
 }
 
 /// A plain-text response.

@@ -64,6 +64,9 @@ pub async fn exchange(
             .bidders
             .push(BidderEntry::new(*name, vec![handle.url()], Protocol::H2c));
     }
+    // Tests share two cores with each other: scheduling-lag shedding would
+    // make unrelated assertions flaky. Its own test turns it back on.
+    config.server.max_scheduling_lag_ms = 0;
     tweak(&mut config);
     config.validate().unwrap();
     server::start(config).await.unwrap()

@@ -1,0 +1,134 @@
+//! Overload detection by scheduling lag: shed before deadlines are missed.
+//!
+//! The concurrency limit alone does not see a starved CPU: when the machine
+//! cannot keep up, every auction just takes longer and few are "in flight" at
+//! once, yet each overruns its deadline because timers and tasks run late. A
+//! probe task on the exchange's own runtime sleeps a short interval again and
+//! again and measures how late it wakes; that lateness is what every auction
+//! task suffers too. While the smoothed lateness is above the threshold, new
+//! auctions are refused with 503 at once, which gives the CPU back to the
+//! auctions already accepted. The hot path reads one atomic flag.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// How often the probe wakes: often enough to react within a few tens of
+/// milliseconds, rarely enough to cost nothing measurable.
+const PROBE_INTERVAL: Duration = Duration::from_millis(5);
+/// Weight of the newest sample in the moving average (1/4): one late wake-up
+/// (a page fault, a preempted core) does not trip the detector, a sustained
+/// backlog does within a handful of probes.
+const EWMA_SHIFT: u32 = 2;
+
+/// Shared state of the probe.
+#[derive(Debug)]
+pub struct Overload {
+    threshold: Duration,
+    /// Smoothed lateness of the probe, in microseconds.
+    lag_us: AtomicU64,
+    /// Set while the smoothed lateness is above the threshold.
+    shedding: AtomicBool,
+}
+
+impl Overload {
+    /// A detector shedding above `threshold` of smoothed lag; zero disables it.
+    /// Starts the probe on the current runtime; it stops when the detector is dropped.
+    pub fn spawn(threshold: Duration) -> Arc<Self> {
+        let this = Arc::new(Self {
+            threshold,
+            lag_us: AtomicU64::new(0),
+            shedding: AtomicBool::new(false),
+        });
+        if !threshold.is_zero() {
+            tokio::spawn(probe(Arc::downgrade(&this)));
+        }
+        this
+    }
+
+    /// True while new auctions should be refused.
+    pub fn shedding(&self) -> bool {
+        self.shedding.load(Ordering::Relaxed)
+    }
+
+    /// The smoothed scheduling lag.
+    pub fn lag(&self) -> Duration {
+        Duration::from_micros(self.lag_us.load(Ordering::Relaxed))
+    }
+
+    /// Folds one lateness sample into the average and updates the flag.
+    fn observe(&self, late: Duration) {
+        let sample = late.as_micros() as u64;
+        let old = self.lag_us.load(Ordering::Relaxed);
+        // new = old + (sample - old) / 4, in integers.
+        let new = old - (old >> EWMA_SHIFT) + (sample >> EWMA_SHIFT);
+        self.lag_us.store(new, Ordering::Relaxed);
+        let over = Duration::from_micros(new) > self.threshold;
+        if over != self.shedding.swap(over, Ordering::Relaxed) {
+            if over {
+                tracing::warn!(
+                    lag_ms = new / 1000,
+                    "scheduling lag above threshold: shedding new auctions"
+                );
+            } else {
+                tracing::info!(
+                    lag_ms = new / 1000,
+                    "scheduling lag back under threshold: accepting auctions"
+                );
+            }
+        }
+    }
+}
+
+async fn probe(weak: Weak<Overload>) {
+    loop {
+        let before = Instant::now();
+        tokio::time::sleep(PROBE_INTERVAL).await;
+        let late = before.elapsed().saturating_sub(PROBE_INTERVAL);
+        let Some(this) = weak.upgrade() else { return };
+        this.observe(late);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sustained_lag_trips_and_recovers_single_spikes_do_not() {
+        let o = Overload {
+            threshold: Duration::from_millis(20),
+            lag_us: AtomicU64::new(0),
+            shedding: AtomicBool::new(false),
+        };
+        o.observe(Duration::from_millis(60));
+        assert!(!o.shedding(), "one spike: {:?}", o.lag());
+        for _ in 0..5 {
+            o.observe(Duration::from_millis(60));
+        }
+        assert!(o.shedding(), "sustained: {:?}", o.lag());
+        for _ in 0..20 {
+            o.observe(Duration::ZERO);
+        }
+        assert!(!o.shedding(), "recovered: {:?}", o.lag());
+    }
+
+    /// A runtime whose only worker is blocked makes the probe late: the
+    /// detector trips on real scheduling lag, then recovers.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_blocked_runtime_is_detected() {
+        let o = Overload::spawn(Duration::from_millis(10));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!o.shedding());
+        for _ in 0..8 {
+            // Hog the only thread, as a CPU-starved exchange would be.
+            std::thread::sleep(Duration::from_millis(40));
+            tokio::task::yield_now().await;
+        }
+        assert!(o.shedding(), "lag {:?}", o.lag());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!o.shedding(), "lag {:?}", o.lag());
+    }
+}
