@@ -32,6 +32,16 @@ fn serve(config: &std::path::Path) -> (Child, String) {
     (child, url)
 }
 
+/// A config file with `settings` and one h2c bidder `alpha` at `url`; the
+/// directory must outlive the exchange.
+fn one_bidder_config(settings: &str, url: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("exchange.toml");
+    let text = format!("{settings}[[bidders]]\nname = \"alpha\"\nendpoints = [\"{url}\"]\n");
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
 fn sigterm(child: &Child) {
     let ok = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -163,16 +173,7 @@ async fn sigterm_under_load_answers_every_accepted_request() {
         c.latency = rtb_bidder::Latency::Fixed(std::time::Duration::from_millis(100))
     })
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("exchange.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[auction]\ndefault_tmax_ms = 300\n[[bidders]]\nname = \"alpha\"\nendpoints = [\"{}\"]\n",
-            a.url()
-        ),
-    )
-    .unwrap();
+    let (_dir, path) = one_bidder_config("[auction]\ndefault_tmax_ms = 300\n", &a.url());
     let (mut child, url) = serve(&path);
     // One connection per request: "accepted" then has one meaning.
     let mut b = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new());
@@ -237,16 +238,7 @@ async fn sigterm_under_load_answers_every_accepted_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_starved_exchange_sheds_then_recovers() {
     let a = bidder("alpha", 3.0, |_| {}).await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("exchange.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[server]\nmax_scheduling_lag_ms = 20\n[[bidders]]\nname = \"alpha\"\nendpoints = [\"{}\"]\n",
-            a.url()
-        ),
-    )
-    .unwrap();
+    let (_dir, path) = one_bidder_config("[server]\nmax_scheduling_lag_ms = 20\n", &a.url());
     let (mut child, url) = serve(&path);
     let pid = child.id().to_string();
     let signal = |sig: &str| {
