@@ -16,6 +16,9 @@ fn serve(config: &std::path::Path) -> (Child, String) {
         .args(["serve", "--config"])
         .arg(config)
         .args(["--listen", "127.0.0.1:0"])
+        // These would switch on the registry database or the admin API.
+        .env_remove("DATABASE_URL")
+        .env_remove("EXCHANGE_ADMIN_TOKEN")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
