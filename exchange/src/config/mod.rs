@@ -412,4 +412,42 @@ protocol = "h2c"
         let err = Config::from_toml_str(&SAMPLE.replace("\"h2c\"", "\"spdy\"")).unwrap_err();
         assert!(err.to_string().contains("spdy"), "{err}");
     }
+
+    #[test]
+    fn registry_keys_are_checked_and_named() {
+        let cases = [
+            ("[registry]\npoll_interval_ms = 5000\n", "registry.poll_interval_ms"),
+            ("[registry]\nallowed_networks = [\"10.0.0.0/40\"]\n", "registry.allowed_networks[0]"),
+            ("database_url = \"mysql://x\"\n", "database_url"),
+            ("admin_token = \"\"\n", "admin_token"),
+            ("[registry]\nallow_all = true\n", "allow_all"),
+            (
+                "[[bidders]]\nname = \"a\"\nendpoints = [\"http://x\"]\nmax_concurrency = 0\n",
+                "bidders[0].max_concurrency",
+            ),
+            (
+                "[[bidders]]\nname = \"a\"\nendpoints = [\"http://x\"]\ncircuit = { cooldown_ms = 0 }\n",
+                "bidders[0].circuit.cooldown_ms",
+            ),
+        ];
+        for (text, key) in cases {
+            let err = Config::from_toml_str(text).unwrap_err().to_string();
+            assert!(err.contains(key), "expected {key} in {err}");
+        }
+    }
+
+    #[test]
+    fn an_admin_api_needs_a_token_and_a_database() {
+        let c = Config::from_toml_str("admin_listen = \"127.0.0.1:0\"\n").unwrap();
+        let err = c.check_admin().unwrap_err().to_string();
+        assert!(err.contains("admin_token"), "{err}");
+        assert_eq!(
+            c.registry_database().as_deref(),
+            Some("sqlite://exchange.db?mode=rwc")
+        );
+        // No admin API and no database keys: the file's bidders, unstored.
+        assert_eq!(Config::default().registry_database(), None);
+        let pg = Config::from_toml_str("database_url = \"postgres://u@h/db\"\n").unwrap();
+        assert_eq!(pg.registry_database().as_deref(), Some("postgres://u@h/db"));
+    }
 }
