@@ -5,9 +5,11 @@
 //! Modules, from the edge inward: [`server`] (HTTP front, tower stack,
 //! drain), [`pipeline`] (one auction end to end), [`fanout`] (bidder clients,
 //! instance choice, deadline), [`auction`] and [`macros`] (pure logic),
-//! [`outcome`] (the publisher's response), [`notify`] (win notices), [`metrics`] (Prometheus and HDR latency).
+//! [`outcome`] (the publisher's response), [`notify`] (win notices), [`metrics`] (Prometheus and HDR latency),
+//! [`registry`] (bidders changed at run time, persisted) and [`admin`] (its HTTP API).
 //! See ARCHITECTURE.md for the request path and the invariants.
 
+pub mod admin;
 pub mod auction;
 pub mod config;
 pub mod fanout;
@@ -16,6 +18,7 @@ pub mod metrics;
 pub mod notify;
 pub mod outcome;
 pub mod pipeline;
+pub mod registry;
 pub mod server;
 
 pub use config::Config;

@@ -74,6 +74,11 @@ fn main() -> ExitCode {
             if let Some(addr) = listen {
                 cfg.listen = addr;
             }
+            // EXCHANGE_ADMIN_TOKEN and DATABASE_URL win over the file.
+            if let Err(e) = cfg.apply_env() {
+                eprintln!("{e}");
+                return ExitCode::from(EXIT_CONFIG as u8);
+            }
             let mut rt = tokio::runtime::Builder::new_multi_thread();
             if let Some(n) = workers {
                 rt.worker_threads(n.max(1));
@@ -104,6 +109,10 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let running = server::start(cfg).await?;
     // Scripts and tests read this line to learn the port when listening on :0.
     println!("exchange listening on {}", running.url());
+    if let Some(admin) = running.admin_url() {
+        // The second line, for the same readers.
+        println!("admin listening on {admin}");
+    }
     tracing::info!(addr = %running.addr(), bidders, "exchange serving");
     tokio::select! {
         _ = term.recv() => {}

@@ -22,6 +22,11 @@ pub const NONBID_TIMEOUT: u16 = 101;
 /// (OpenRTB loss reason 1, "internal error").
 pub const NONBID_ERROR: u16 = 1;
 
+/// Seat-non-bid status for a bidder the exchange did not call because its
+/// circuit is open or it is at its concurrency or QPS limit. OpenRTB leaves
+/// loss reasons from 500 up to the exchange; the `reason` says which.
+pub const NONBID_NOT_CALLED: u16 = 500;
+
 /// What became of one bidder's call.
 #[derive(Debug)]
 pub enum BidderStatus {
@@ -35,6 +40,8 @@ pub enum BidderStatus {
     Invalid(String),
     /// The call failed (connection refused, reset); the text says why.
     Error(String),
+    /// Not called (circuit open, concurrency or QPS limit); the text says why.
+    Skipped(&'static str),
 }
 
 /// A bidder's answer after decoding.
@@ -46,6 +53,9 @@ pub struct Decoded {
     pub arrival: u32,
     /// Response time (the deadline for timeouts).
     pub latency: Duration,
+    /// The call failed in a way that counts against the bidder's circuit
+    /// (no answer, transport error, 5xx).
+    pub failed: bool,
     /// The outcome.
     pub status: BidderStatus,
 }
@@ -174,8 +184,11 @@ fn ext(input: &Input<'_>) -> Ext {
         };
     for d in input.decoded {
         let name = input.bidder_names[d.bidder];
-        times.insert(name.to_owned(), json!(d.latency.as_millis() as u64));
+        if !matches!(d.status, BidderStatus::Skipped(_)) {
+            times.insert(name.to_owned(), json!(d.latency.as_millis() as u64));
+        }
         let (code, reason) = match &d.status {
+            BidderStatus::Skipped(why) => (NONBID_NOT_CALLED, *why),
             BidderStatus::Timeout => (NONBID_TIMEOUT, "timeout"),
             BidderStatus::Invalid(why) => (LossReason::InvalidBidResponse.code(), why.as_str()),
             BidderStatus::Error(why) => (NONBID_ERROR, why.as_str()),

@@ -15,10 +15,11 @@ use tokio::time::Instant;
 
 use crate::auction::{self, AuctionType, DealRule, ImpRule, Offer, Rules};
 use crate::config::Config;
-use crate::fanout::{fan_out, Answer, Bidder, CallResult, ClientError};
+use crate::fanout::{fan_out, Answer, Bidder, CallResult, Skip};
 use crate::metrics::{Metrics, Stage, ROTATE_EVERY};
 use crate::notify::Notifier;
 use crate::outcome::{self, BidderStatus, Decoded};
+use crate::registry::{BidderSet, Registry, RegistryError};
 
 /// Currency assumed when a request or an answer names none (OpenRTB default).
 pub const DEFAULT_CURRENCY: &str = "USD";
@@ -34,34 +35,52 @@ pub enum Reply {
     BadRequest(String),
 }
 
-/// The exchange's shared state: configuration, bidders, notice queue.
+/// The exchange's shared state: configuration, bidder registry, notice queue.
 #[derive(Debug)]
 pub struct Exchange {
     /// The configuration it was built from.
     pub config: Arc<Config>,
-    bidders: Vec<Arc<Bidder>>,
+    registry: Arc<Registry>,
     notifier: Notifier,
     metrics: Arc<Metrics>,
 }
 
+/// The bidders of one auction: the called ones first, then the skipped ones;
+/// answers and non-bids refer to bidders by their index here.
+struct Participants {
+    called: Vec<Arc<Bidder>>,
+    skipped: Vec<(Arc<Bidder>, Skip)>,
+}
+
+impl Participants {
+    fn bidder(&self, i: usize) -> &Bidder {
+        match self.called.get(i) {
+            Some(b) => b,
+            None => &self.skipped[i - self.called.len()].0,
+        }
+    }
+}
+
 impl Exchange {
-    /// Builds the bidders' clients and starts the win-notice task (needs a runtime).
-    pub fn new(config: Config) -> Result<Self, ClientError> {
-        let bidders = config
-            .bidders
-            .iter()
-            .filter(|b| b.enabled)
-            .map(|b| Bidder::new(b).map(Arc::new))
-            .collect::<Result<Vec<Arc<Bidder>>, _>>()?;
-        let names: Vec<String> = bidders.iter().map(|b| b.name.clone()).collect();
+    /// Opens the bidder registry (database, seeding, poller), builds the
+    /// bidders' clients and starts the background tasks (needs a runtime).
+    pub async fn new(config: Config) -> Result<Self, RegistryError> {
+        let names: Vec<String> = config.bidders.iter().map(|b| b.name.clone()).collect();
         let metrics = Arc::new(Metrics::new(&names, &config.metrics.buckets_ms));
         spawn_rotation(&metrics);
+        let registry = Registry::open(&config, metrics.clone()).await?;
+        registry.spawn_poller(Duration::from_millis(config.registry.poll_interval_ms));
         Ok(Self {
             config: Arc::new(config),
-            bidders,
+            registry,
             notifier: Notifier::spawn(),
             metrics,
         })
+    }
+
+    /// The bidder registry.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
     }
 
     /// The exchange's instruments.
@@ -69,9 +88,9 @@ impl Exchange {
         &self.metrics
     }
 
-    /// The bidders auctions fan out to.
-    pub fn bidders(&self) -> &[Arc<Bidder>] {
-        &self.bidders
+    /// The bidders auctions fan out to now.
+    pub fn bidders(&self) -> Arc<BidderSet> {
+        self.registry.current()
     }
 
     /// The win-notice queue.
@@ -107,8 +126,29 @@ impl Exchange {
             .saturating_duration_since(Instant::now())
             .saturating_sub(a.bidder_network_margin());
         let tmax_for_bidders = left.as_millis() as u32;
-        if tmax_for_bidders == 0 || self.bidders.is_empty() {
+        // One snapshot per auction: a registry change applies from the next one.
+        let set = self.registry.current();
+        if tmax_for_bidders == 0 || set.active.is_empty() {
             return Reply::NoBid;
+        }
+        // Admission never waits: a bidder that cannot take the call now is
+        // a seat-non-bid, and its permit-holding peers are unaffected.
+        let mut who = Participants {
+            called: Vec::with_capacity(set.active.len()),
+            skipped: Vec::new(),
+        };
+        let mut permits = Vec::with_capacity(set.active.len());
+        for b in &set.active {
+            match b.admit() {
+                Ok(p) => {
+                    permits.push(p);
+                    who.called.push(b.clone());
+                }
+                Err(skip) => {
+                    b.metrics().skipped.inc();
+                    who.skipped.push((b.clone(), skip));
+                }
+            }
         }
         let encode_started = Instant::now();
         let original_tmax = request.tmax;
@@ -119,16 +159,18 @@ impl Exchange {
         let request_encode = encode_started.elapsed();
         let fanout_started = Instant::now();
         let answers = fan_out(
-            &self.bidders,
+            &who.called,
             Bytes::from(out),
             deadline,
             a.max_bidder_response_bytes,
         )
         .await;
+        // Every call has ended or been dropped: the slots are free again.
+        drop(permits);
         let fanout_wait = fanout_started.elapsed();
         self.metrics.stage(Stage::FanoutWait, fanout_wait);
         let settle_started = Instant::now();
-        let (reply, response_encode) = self.settle(&request, &currency, budget, answers);
+        let (reply, response_encode) = self.settle(&request, &currency, budget, answers, &who);
         self.metrics.stage(
             Stage::Auction,
             settle_started.elapsed().saturating_sub(response_encode),
@@ -150,14 +192,28 @@ impl Exchange {
         currency: &str,
         budget: Duration,
         answers: Vec<Answer>,
+        who: &Participants,
     ) -> (Reply, Duration) {
-        let decoded: Vec<Decoded> = answers
+        let mut decoded: Vec<Decoded> = answers
             .into_iter()
             .map(|a| decode_answer(request, a))
             .collect();
         for d in &decoded {
-            self.record_answer(d);
+            record_answer(who.bidder(d.bidder), d);
         }
+        let n = who.called.len();
+        decoded.extend(
+            who.skipped
+                .iter()
+                .enumerate()
+                .map(|(j, (_, skip))| Decoded {
+                    bidder: n + j,
+                    arrival: (n + j) as u32,
+                    latency: Duration::ZERO,
+                    failed: false,
+                    status: BidderStatus::Skipped(skip.reason()),
+                }),
+        );
         let imps: Vec<ImpRule<'_>> = request.imp.iter().map(imp_rule).collect();
         let rules = Rules {
             auction_type: AuctionType::from_at(request.at.and_then(|at| u8::try_from(at).ok())),
@@ -172,7 +228,7 @@ impl Exchange {
             let BidderStatus::Bids(resp) = &answer.status else {
                 continue;
             };
-            let seat = self.bidders[answer.bidder].name.as_str();
+            let seat = who.bidder(answer.bidder).name.as_str();
             let currency_ok = resp.cur.as_deref().unwrap_or(DEFAULT_CURRENCY) == currency;
             for (s, seatbid) in resp.seatbid.iter().enumerate() {
                 for (b, bid) in seatbid.bid.iter().enumerate() {
@@ -192,7 +248,9 @@ impl Exchange {
             }
         }
         let result = auction::run(&rules, &offers);
-        let names: Vec<&str> = self.bidders.iter().map(|b| b.name.as_str()).collect();
+        let names: Vec<&str> = (0..n + who.skipped.len())
+            .map(|i| who.bidder(i).name.as_str())
+            .collect();
         let built = outcome::build(outcome::Input {
             request,
             currency,
@@ -205,7 +263,7 @@ impl Exchange {
         });
         for win in result.wins.iter().flatten() {
             let (d, _, _) = sources[win.offer];
-            self.metrics.bidders[decoded[d].bidder].wins.inc();
+            who.bidder(decoded[d].bidder).metrics().wins.inc();
         }
         for url in built.notices {
             self.notifier.notify(url);
@@ -216,22 +274,27 @@ impl Exchange {
         };
         (reply, built.encode_time)
     }
+}
 
-    /// Counts one bidder answer and records its latency.
-    fn record_answer(&self, d: &Decoded) {
-        let m = &self.metrics.bidders[d.bidder];
-        m.requests.inc();
-        m.histogram.observe(d.latency.as_secs_f64());
-        m.series.record(d.latency);
-        let counter = match d.status {
-            BidderStatus::Bids(_) => &m.bids,
-            BidderStatus::NoBid => &m.no_bids,
-            BidderStatus::Timeout => &m.timeouts,
-            BidderStatus::Invalid(_) => &m.invalid,
-            BidderStatus::Error(_) => &m.transport_errors,
-        };
-        counter.inc();
-    }
+/// Counts one bidder answer, records its latency, and tells its circuit
+/// breaker how the call went.
+fn record_answer(bidder: &Bidder, d: &Decoded) {
+    let m = bidder.metrics();
+    m.requests.inc();
+    m.histogram.observe(d.latency.as_secs_f64());
+    m.series.record(d.latency);
+    let counter = match d.status {
+        BidderStatus::Bids(_) => &m.bids,
+        BidderStatus::NoBid => &m.no_bids,
+        BidderStatus::Timeout => &m.timeouts,
+        BidderStatus::Invalid(_) => &m.invalid,
+        BidderStatus::Error(_) | BidderStatus::Skipped(_) => &m.transport_errors,
+    };
+    counter.inc();
+    let timeout = matches!(d.status, BidderStatus::Timeout);
+    bidder
+        .health()
+        .record(&bidder.entry, d.failed && !timeout, timeout);
 }
 
 /// Closes an HDR window every [`ROTATE_EVERY`], off the hot path; stops when
@@ -287,6 +350,7 @@ fn check_floor_currency(request: &BidRequest, currency: &str) -> Result<(), Stri
 
 /// Turns a raw answer into bids or a reason why there are none.
 fn decode_answer(request: &BidRequest, answer: Answer) -> Decoded {
+    let failed = answer.result.is_failure();
     let status = match answer.result {
         CallResult::Body(bytes) => match decode_response(&bytes) {
             Err(e) => BidderStatus::Invalid(format!("invalid response: {e}")),
@@ -302,6 +366,7 @@ fn decode_answer(request: &BidRequest, answer: Answer) -> Decoded {
         bidder: answer.bidder,
         arrival: answer.arrival,
         latency: answer.latency,
+        failed,
         status,
     }
 }

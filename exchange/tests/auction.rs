@@ -275,8 +275,8 @@ async fn both_instances_of_a_bidder_receive_traffic() {
     let (n1, n2) = (one.stats().requests, two.stats().requests);
     assert_eq!(n1 + n2, 40);
     assert!(n1 > 0 && n2 > 0, "instance loads {n1} and {n2}");
-    let sent: Vec<u64> = ex.app().exchange.bidders()[0]
-        .instances
+    let sent: Vec<u64> = ex.app().exchange.bidders().active[0]
+        .instances()
         .iter()
         .map(|i| i.sent())
         .collect();

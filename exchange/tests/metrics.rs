@@ -38,7 +38,12 @@ async fn counters_histograms_and_percentiles_reflect_real_auctions() {
     .await;
     let b = bidder("beta", 2.0, |_| {}).await;
     let hang = bidder("hang", 9.0, |c| c.fault = Some(Fault::Hang)).await;
-    let ex = exchange(&[("alpha", &a), ("beta", &b), ("hang", &hang)], |_| {}).await;
+    // The hanging bidder's circuit would open after five timeouts and skip
+    // it; this test counts every timeout, so it keeps the circuit closed.
+    let ex = exchange(&[("alpha", &a), ("beta", &b), ("hang", &hang)], |c| {
+        c.bidders[2].circuit.failure_threshold = 1000;
+    })
+    .await;
     for i in 0..10 {
         assert_eq!(
             post(&ex, &request(&format!("m{i}"), 0.5, 150)).await.status,

@@ -16,6 +16,9 @@ fn serve(config: &std::path::Path) -> (Child, String) {
         .args(["serve", "--config"])
         .arg(config)
         .args(["--listen", "127.0.0.1:0"])
+        // These would switch on the registry database or the admin API.
+        .env_remove("DATABASE_URL")
+        .env_remove("EXCHANGE_ADMIN_TOKEN")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -132,6 +135,27 @@ fn a_bad_config_exits_64_naming_the_key_before_binding() {
             assert!(err.contains(key), "{key} not in {err}");
         }
     }
+    // An admin API without a token is refused before anything is bound.
+    let path = dir.path().join("no-token.toml");
+    std::fs::write(&path, "admin_listen = \"127.0.0.1:0\"\n").unwrap();
+    let out = Command::new(EXCHANGE)
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env_remove("EXCHANGE_ADMIN_TOKEN")
+        .env_remove("DATABASE_URL")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("admin_token") && err.contains("EXCHANGE_ADMIN_TOKEN"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("exchange.db").exists(),
+        "no database before the check"
+    );
     let out = Command::new(EXCHANGE)
         .args(["serve", "--config", "/nonexistent/exchange.toml"])
         .output()

@@ -6,11 +6,17 @@
 //! Answers are collected in arrival order until every bidder has answered or
 //! the deadline passes; the calls still running then are dropped, which
 //! cancels them (an HTTP/2 RST_STREAM), and they count as timeouts.
+//!
+//! An instance that fails `circuit.eject_after` times in a row (a call cut
+//! off by the deadline counts) is ejected from the choice for
+//! `circuit.eject_ms`; if every instance is ejected, all are candidates
+//! again, and the bidder's circuit breaker ([`health`]) decides.
 
 mod client;
+pub mod health;
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,8 +27,11 @@ use http_body_util::{BodyExt, Full, Limited};
 use tokio::time::Instant;
 
 pub use client::{BidderClient, ClientError};
+pub use health::{Circuit, Health, Permit, Skip};
 
 use crate::config::{BidderEntry, Protocol};
+use crate::metrics::BidderMetrics;
+use health::now_ms;
 
 /// Header that tells bidders which OpenRTB version they are sent.
 pub const OPENRTB_VERSION_HEADER: &str = "x-openrtb-version";
@@ -37,6 +46,10 @@ pub struct Instance {
     in_flight: AtomicUsize,
     /// Requests sent to this instance since start (for operators and tests).
     sent: AtomicU64,
+    /// Consecutive failed calls, for ejection.
+    failures: AtomicU32,
+    /// [`now_ms`] until which the instance is out of the choice (0: never ejected).
+    ejected_until: AtomicU64,
 }
 
 impl Instance {
@@ -49,23 +62,68 @@ impl Instance {
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
     }
+
+    /// Consecutive failed calls.
+    pub fn consecutive_failures(&self) -> u32 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Unix milliseconds until which the instance is ejected, if it is now.
+    pub fn ejected_until_unix_ms(&self) -> Option<u64> {
+        let until = self.ejected_until.load(Ordering::Relaxed);
+        (until > now_ms()).then(|| health::to_unix_ms(until))
+    }
+
+    fn ejected(&self, now: u64) -> bool {
+        self.ejected_until.load(Ordering::Relaxed) > now
+    }
+
+    fn record(&self, entry: &BidderEntry, ok: bool) {
+        if ok {
+            self.failures.store(0, Ordering::Relaxed);
+            return;
+        }
+        let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if n >= entry.circuit.eject_after {
+            self.failures.store(0, Ordering::Relaxed);
+            self.ejected_until
+                .store(now_ms() + entry.circuit.eject_ms, Ordering::Relaxed);
+            tracing::warn!(
+                bidder = %entry.name,
+                instance = %self.uri,
+                consecutive_failures = n,
+                eject_ms = entry.circuit.eject_ms,
+                "instance ejected from its pool"
+            );
+        }
+    }
 }
 
-/// A bidder: a seat with its instances and pooled client.
+/// What a bidder's connections are: its instances and pooled client. Kept
+/// (shared) across registry reloads while endpoints and protocol are the
+/// same, so connections are not thrown away.
+#[derive(Debug)]
+pub struct Transport {
+    instances: Vec<Instance>,
+    client: BidderClient,
+}
+
+/// A bidder: a seat with its settings, instances, pooled client, protection
+/// state and instruments.
 #[derive(Debug)]
 pub struct Bidder {
     /// Seat name.
     pub name: String,
-    /// Wire protocol.
-    pub protocol: Protocol,
-    /// Instances; never empty.
-    pub instances: Vec<Instance>,
-    client: BidderClient,
+    /// Its settings as registered.
+    pub entry: BidderEntry,
+    transport: Arc<Transport>,
+    health: Arc<Health>,
+    metrics: Arc<BidderMetrics>,
 }
 
 impl Bidder {
-    /// Builds a bidder from its configuration (endpoints were validated on load).
-    pub fn new(entry: &BidderEntry) -> Result<Self, ClientError> {
+    /// Builds a bidder from its settings (endpoints were validated before).
+    pub fn new(entry: &BidderEntry, metrics: Arc<BidderMetrics>) -> Result<Self, ClientError> {
         let instances = entry
             .endpoints
             .iter()
@@ -74,27 +132,77 @@ impl Bidder {
                 uri: with_path(uri),
                 in_flight: AtomicUsize::new(0),
                 sent: AtomicU64::new(0),
+                failures: AtomicU32::new(0),
+                ejected_until: AtomicU64::new(0),
             })
             .collect();
         Ok(Self {
             name: entry.name.clone(),
-            protocol: entry.protocol,
-            instances,
-            client: BidderClient::new(entry)?,
+            entry: entry.clone(),
+            transport: Arc::new(Transport {
+                instances,
+                client: BidderClient::new(entry)?,
+            }),
+            health: Arc::new(Health::default()),
+            metrics,
         })
     }
 
-    /// Picks an instance by power of two choices on in-flight requests.
+    /// The same bidder with new settings, keeping its connections, health
+    /// and instruments; `None` when the transport changed (endpoints,
+    /// protocol, CA), which needs [`Bidder::new`].
+    pub fn renew(&self, entry: &BidderEntry) -> Option<Self> {
+        self.entry.same_transport(entry).then(|| Self {
+            name: entry.name.clone(),
+            entry: entry.clone(),
+            transport: self.transport.clone(),
+            health: self.health.clone(),
+            metrics: self.metrics.clone(),
+        })
+    }
+
+    /// Instances, in endpoint order; never empty.
+    pub fn instances(&self) -> &[Instance] {
+        &self.transport.instances
+    }
+
+    /// Protection state (circuit, in-flight, timeout rate).
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    /// This bidder's instruments.
+    pub fn metrics(&self) -> &BidderMetrics {
+        &self.metrics
+    }
+
+    /// Asks to call this bidder now (see [`Health::admit`]).
+    pub fn admit(&self) -> Result<Permit<'_>, Skip> {
+        self.health.admit(&self.entry)
+    }
+
+    /// Picks an instance by power of two choices on in-flight requests,
+    /// among the instances not ejected.
     fn pick(&self) -> &Instance {
-        let n = self.instances.len();
+        let instances = self.instances();
+        let n = instances.len();
         if n == 1 {
-            return &self.instances[0];
+            return &instances[0];
         }
+        let now = now_ms();
         let r = fast_rand();
         let a = (r % n as u64) as usize;
         // A second, different index: offset by 1..n so it never equals `a`.
         let b = (a + 1 + ((r >> 32) % (n as u64 - 1)) as usize) % n;
-        let (ia, ib) = (&self.instances[a], &self.instances[b]);
+        // From each random start, the first instance not ejected (the start
+        // itself when all are: better to try than to send nothing).
+        let live = |start: usize| {
+            (0..n)
+                .map(|k| (start + k) % n)
+                .find(|&i| !instances[i].ejected(now))
+                .unwrap_or(start)
+        };
+        let (ia, ib) = (&instances[live(a)], &instances[live(b)]);
         if ib.in_flight() < ia.in_flight() {
             ib
         } else {
@@ -108,8 +216,20 @@ impl Bidder {
         let instance = self.pick();
         instance.sent.fetch_add(1, Ordering::Relaxed);
         instance.in_flight.fetch_add(1, Ordering::Relaxed);
-        // Decrements on every exit, cancellation by the deadline included.
-        let _guard = InFlightGuard(&instance.in_flight);
+        // Decrements on every exit; a call dropped by the deadline counts as
+        // the instance's failure.
+        let mut guard = CallGuard {
+            instance,
+            entry: &self.entry,
+            done: false,
+        };
+        let result = self.send(instance, body, max_body).await;
+        guard.done = true;
+        instance.record(&self.entry, !result.is_failure());
+        result
+    }
+
+    async fn send(&self, instance: &Instance, body: Bytes, max_body: usize) -> CallResult {
         let mut req = Request::new(Full::new(body));
         *req.method_mut() = Method::POST;
         *req.uri_mut() = instance.uri.clone();
@@ -119,12 +239,12 @@ impl Bidder {
             HeaderValue::from_static("application/json"),
         );
         h.insert(OPENRTB_VERSION_HEADER, HeaderValue::from_static("2.6"));
-        if self.protocol == Protocol::Http1 {
+        if self.entry.protocol == Protocol::Http1 {
             *req.version_mut() = http::Version::HTTP_11;
         } else {
             *req.version_mut() = http::Version::HTTP_2;
         }
-        let resp = match self.client.request(req).await {
+        let resp = match self.transport.client.request(req).await {
             Ok(resp) => resp,
             Err(e) => return CallResult::Transport(error_chain(&e)),
         };
@@ -165,6 +285,19 @@ pub enum CallResult {
     TooLarge,
     /// No answer before the deadline.
     Timeout,
+}
+
+impl CallResult {
+    /// A failure for the circuit breaker and ejection: the bidder or its
+    /// instance is unwell (no answer, broken connection, 5xx). A bad body is
+    /// the bidder's bug, not its health.
+    pub fn is_failure(&self) -> bool {
+        match self {
+            CallResult::Timeout | CallResult::Transport(_) => true,
+            CallResult::HttpStatus(s) => *s >= 500,
+            CallResult::Body(_) | CallResult::NoBid | CallResult::TooLarge => false,
+        }
+    }
 }
 
 /// One bidder's answer with its timing.
@@ -236,11 +369,18 @@ pub async fn fan_out(
     answers
 }
 
-struct InFlightGuard<'a>(&'a AtomicUsize);
+struct CallGuard<'a> {
+    instance: &'a Instance,
+    entry: &'a BidderEntry,
+    done: bool,
+}
 
-impl Drop for InFlightGuard<'_> {
+impl Drop for CallGuard<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.instance.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if !self.done {
+            self.instance.record(self.entry, false);
+        }
     }
 }
 

@@ -3,19 +3,23 @@
 //! Every stage and every bidder is measured twice, cheaply: a Prometheus
 //! histogram (fixed buckets, for `/metrics` and the HPA) and an HDR series
 //! (for exact tails over the last 1 and 5 minutes at `/v1/stats/latency`).
-//! Handles are resolved once per bidder at start, so the hot path touches
-//! atomics and an uncontended shard lock, never a label lookup.
+//! Handles are resolved once per bidder when it first appears (at start, or
+//! when the registry adds it) and kept on the bidder's runtime state, so the
+//! hot path touches atomics and an uncontended shard lock, never a label
+//! lookup.
 //!
 //! Names follow `rtb_<name>_<unit>[_total]`; the `_total` suffix of counters
 //! is added by the encoder.
 
 pub mod latency;
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
@@ -120,6 +124,9 @@ pub struct BidderMetrics {
     pub invalid: Counter,
     /// Transport errors (refused, reset, TLS).
     pub transport_errors: Counter,
+    /// Auctions that left the bidder out (circuit open, concurrency or QPS
+    /// limit): `rtb_bidder_errors_total{kind="not_called"}`.
+    pub skipped: Counter,
     /// Response time, timeouts recorded at the deadline (seconds).
     pub histogram: Histogram,
     /// HDR series of the same.
@@ -144,18 +151,46 @@ pub struct Metrics {
     pub outcome_bad_request: Counter,
     /// Per stage, in [`Stage::ALL`] order.
     pub stages: Vec<StageMetrics>,
-    /// Per bidder, in configuration order.
-    pub bidders: Vec<BidderMetrics>,
+    /// Per bidder name, created when the bidder first appears. A lock is
+    /// fine: it is taken only off the hot path (registry reloads, HDR
+    /// rotation, reports); auctions use the `Arc` the bidder holds.
+    bidders: Mutex<BTreeMap<String, Arc<BidderMetrics>>>,
+    families: BidderFamilies,
+}
+
+/// The label families bidder instruments are created from.
+#[derive(Debug)]
+struct BidderFamilies {
+    histogram: Family<BidderLabel, Histogram, HistogramCtor>,
+    requests: Family<BidderLabel, Counter>,
+    bids: Family<BidderLabel, Counter>,
+    wins: Family<BidderLabel, Counter>,
+    no_bids: Family<BidderLabel, Counter>,
+    timeouts: Family<BidderLabel, Counter>,
+    errors: Family<BidderKindLabel, Counter>,
 }
 
 /// A histogram family whose members all use the configured buckets (in
 /// seconds, as Prometheus expects).
-fn histogram_family<L>(buckets_ms: &[f64]) -> Family<L, Histogram, impl Fn() -> Histogram + Clone>
+fn histogram_family<L>(buckets_ms: &[f64]) -> Family<L, Histogram, HistogramCtor>
 where
     L: Clone + std::hash::Hash + Eq,
 {
-    let seconds: Vec<f64> = buckets_ms.iter().map(|ms| ms / 1000.0).collect();
-    Family::new_with_constructor(move || Histogram::new(seconds.iter().copied()))
+    let seconds: Arc<[f64]> = buckets_ms.iter().map(|ms| ms / 1000.0).collect();
+    Family::new_with_constructor(HistogramCtor { seconds })
+}
+
+/// Builds histograms with the configured buckets; a named type (not a
+/// closure) so the family can be stored in a struct.
+#[derive(Debug, Clone)]
+struct HistogramCtor {
+    seconds: Arc<[f64]>,
+}
+
+impl MetricConstructor<Histogram> for HistogramCtor {
+    fn new_metric(&self) -> Histogram {
+        Histogram::new(self.seconds.iter().copied())
+    }
 }
 
 impl Metrics {
@@ -236,35 +271,16 @@ impl Metrics {
             "Bidder calls that failed, by kind (invalid answer or transport error)",
             errors_f.clone(),
         );
-        let bidders = bidders
-            .iter()
-            .map(|name| {
-                let l = BidderLabel {
-                    bidder: name.clone(),
-                };
-                let kind = |kind| {
-                    errors_f
-                        .get_or_create(&BidderKindLabel {
-                            bidder: name.clone(),
-                            kind,
-                        })
-                        .clone()
-                };
-                BidderMetrics {
-                    name: name.clone(),
-                    requests: req_f.get_or_create(&l).clone(),
-                    bids: bids_f.get_or_create(&l).clone(),
-                    wins: wins_f.get_or_create(&l).clone(),
-                    no_bids: nobid_f.get_or_create(&l).clone(),
-                    timeouts: timeout_f.get_or_create(&l).clone(),
-                    invalid: kind("invalid"),
-                    transport_errors: kind("transport"),
-                    histogram: bidder_hist.get_or_create(&l).clone(),
-                    series: Series::new(),
-                }
-            })
-            .collect();
-        Self {
+        let families = BidderFamilies {
+            histogram: bidder_hist,
+            requests: req_f,
+            bids: bids_f,
+            wins: wins_f,
+            no_bids: nobid_f,
+            timeouts: timeout_f,
+            errors: errors_f,
+        };
+        let m = Self {
             registry,
             requests,
             shed,
@@ -273,8 +289,54 @@ impl Metrics {
             outcome_no_bid: outcome("no_bid"),
             outcome_bad_request: outcome("bad_request"),
             stages,
-            bidders,
+            bidders: Mutex::new(BTreeMap::new()),
+            families,
+        };
+        for name in bidders {
+            m.bidder(name);
         }
+        m
+    }
+
+    /// The instruments of bidder `name`, created on its first appearance.
+    /// Off the hot path: bidders hold the returned `Arc`.
+    pub fn bidder(&self, name: &str) -> Arc<BidderMetrics> {
+        let mut map = self.bidders.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = map.get(name) {
+            return m.clone();
+        }
+        let f = &self.families;
+        let l = BidderLabel {
+            bidder: name.to_owned(),
+        };
+        let kind = |kind| {
+            f.errors
+                .get_or_create(&BidderKindLabel {
+                    bidder: name.to_owned(),
+                    kind,
+                })
+                .clone()
+        };
+        let m = Arc::new(BidderMetrics {
+            name: name.to_owned(),
+            requests: f.requests.get_or_create(&l).clone(),
+            bids: f.bids.get_or_create(&l).clone(),
+            wins: f.wins.get_or_create(&l).clone(),
+            no_bids: f.no_bids.get_or_create(&l).clone(),
+            timeouts: f.timeouts.get_or_create(&l).clone(),
+            invalid: kind("invalid"),
+            transport_errors: kind("transport"),
+            skipped: kind("not_called"),
+            histogram: f.histogram.get_or_create(&l).clone(),
+            series: Series::new(),
+        });
+        map.insert(name.to_owned(), m.clone());
+        m
+    }
+
+    fn bidder_list(&self) -> Vec<Arc<BidderMetrics>> {
+        let map = self.bidders.lock().unwrap_or_else(|e| e.into_inner());
+        map.values().cloned().collect()
     }
 
     /// Records a stage's duration in both instruments.
@@ -297,7 +359,7 @@ impl Metrics {
         for s in &self.stages {
             s.series.rotate();
         }
-        for b in &self.bidders {
+        for b in self.bidder_list() {
             b.series.rotate();
         }
     }
@@ -315,7 +377,7 @@ impl Metrics {
                 .map(|(s, m)| (s.name().to_owned(), windows(&m.series)))
                 .collect(),
             bidders: self
-                .bidders
+                .bidder_list()
                 .iter()
                 .map(|b| (b.name.clone(), windows(&b.series)))
                 .collect(),

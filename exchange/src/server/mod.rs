@@ -23,9 +23,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::Config;
+use crate::admin::{self, AdminState};
+use crate::config::{Config, ConfigError, EndpointPolicy};
 use crate::fanout::ClientError;
 use crate::pipeline::Exchange;
+use crate::registry::RegistryError;
 pub use router::{handle, App, AUCTION_PATH};
 
 /// Streams one publisher connection may have open at once over HTTP/2.
@@ -51,15 +53,23 @@ pub enum ServeError {
     /// The dedicated runtime could not start.
     #[error("cannot start runtime: {0}")]
     Runtime(std::io::Error),
+    /// The bidder registry could not start (database, clients).
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The configuration cannot start what it asks for (admin API without a token).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
 /// An exchange serving on the current runtime.
 #[derive(Debug)]
 pub struct RunningExchange {
     addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
     app: Arc<App>,
     shutdown_tx: watch::Sender<bool>,
     task: JoinHandle<()>,
+    admin_task: Option<JoinHandle<()>>,
 }
 
 impl RunningExchange {
@@ -73,6 +83,16 @@ impl RunningExchange {
         format!("http://{}", self.addr)
     }
 
+    /// The admin API's bound address, when `admin_listen` is set.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// The admin API's base URL, when `admin_listen` is set.
+    pub fn admin_url(&self) -> Option<String> {
+        self.admin_addr.map(|a| format!("http://{a}"))
+    }
+
     /// Shared state (bidders, readiness, counters).
     pub fn app(&self) -> &Arc<App> {
         &self.app
@@ -82,28 +102,60 @@ impl RunningExchange {
     pub async fn shutdown(self) {
         let _ = self.shutdown_tx.send(true);
         let _ = self.task.await;
+        if let Some(t) = self.admin_task {
+            let _ = t.await;
+        }
     }
 }
 
-/// Binds `config.listen` and serves on the current tokio runtime.
-pub async fn start(config: Config) -> Result<RunningExchange, ServeError> {
-    let addr = config.listen;
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServeError> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Bind { addr, source })?;
     let addr = listener
         .local_addr()
         .map_err(|source| ServeError::Bind { addr, source })?;
-    let app = Arc::new(App::new(Exchange::new(config)?));
-    let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
-    let task = tokio::spawn(serve(listener, app.clone(), async move {
-        let _ = shutdown_rx.wait_for(|stop| *stop).await;
-    }));
+    Ok((listener, addr))
+}
+
+/// Binds `config.listen` (and `admin_listen`, if set) and serves on the
+/// current tokio runtime. Environment overrides are the caller's
+/// ([`Config::apply_env`]); this only checks that an admin API has a token.
+pub async fn start(config: Config) -> Result<RunningExchange, ServeError> {
+    config.check_admin()?;
+    let policy = EndpointPolicy::new(&config.registry)
+        .map_err(|(key, message)| ServeError::Config(ConfigError::Invalid { key, message }))?;
+    let (listener, addr) = bind(config.listen).await?;
+    let admin = match config.admin_listen {
+        Some(a) => Some(bind(a).await?),
+        None => None,
+    };
+    let token = config.admin_token.clone().unwrap_or_default();
+    let app = Arc::new(App::new(Exchange::new(config).await?));
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let task = tokio::spawn(serve(listener, app.clone(), stopped(shutdown_rx.clone())));
+    let (admin_addr, admin_task) = match admin {
+        Some((listener, admin_addr)) => {
+            let state = Arc::new(AdminState::new(
+                app.exchange.registry().clone(),
+                token,
+                policy,
+            ));
+            let t = tokio::spawn(admin::serve(listener, state, stopped(shutdown_rx)));
+            (Some(admin_addr), Some(t))
+        }
+        None => (None, None),
+    };
     Ok(RunningExchange {
         addr,
+        admin_addr,
         app,
         shutdown_tx,
         task,
+        admin_task,
     })
 }
 

@@ -188,3 +188,90 @@ pub async fn eventually(
     }
     handle.stats()
 }
+
+/// The admin token the registry tests use.
+pub const TOKEN: &str = "test-admin-token";
+
+/// Starts an exchange with the admin API on 127.0.0.1:0 and a registry in
+/// the SQLite file `db` (no config-file bidders unless `tweak` adds some).
+pub async fn registry_exchange(
+    db: &std::path::Path,
+    tweak: impl FnOnce(&mut Config),
+) -> RunningExchange {
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        admin_listen: Some("127.0.0.1:0".parse().unwrap()),
+        admin_token: Some(TOKEN.to_owned()),
+        sqlite_path: Some(db.to_owned()),
+        ..Config::default()
+    };
+    tweak(&mut config);
+    config.validate().unwrap();
+    server::start(config).await.unwrap()
+}
+
+/// An admin API call: method, URL, optional JSON body, optional token.
+pub async fn admin_call(
+    method: &str,
+    url: &str,
+    body: Option<&Value>,
+    token: Option<&str>,
+) -> Answer {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(url)
+        .header("content-type", "application/json");
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let body = body.map_or_else(Bytes::new, |b| Bytes::from(serde_json::to_vec(b).unwrap()));
+    let resp = tokio::time::timeout(
+        Duration::from_secs(10),
+        client(false).request(req.body(Full::new(body)).unwrap()),
+    )
+    .await
+    .expect("admin API answered within 10 s")
+    .expect("admin request succeeded");
+    let status = resp.status();
+    let version = resp.version();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        version,
+        body,
+    }
+}
+
+/// An authenticated admin call to the exchange's admin listener.
+pub async fn admin(ex: &RunningExchange, method: &str, path: &str, body: Option<&Value>) -> Answer {
+    let url = format!("{}{path}", ex.admin_url().expect("admin API is on"));
+    admin_call(method, &url, body, Some(TOKEN)).await
+}
+
+/// POSTs an auction to the exchange at `url` (a base URL), over HTTP/1.1.
+pub async fn post_url(url: &str, request: &Value) -> Answer {
+    let req = Request::post(format!("{url}/openrtb2/auction"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(serde_json::to_vec(request).unwrap())))
+        .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(10), client(false).request(req))
+        .await
+        .expect("exchange answered within 10 s")
+        .expect("request succeeded");
+    let status = resp.status();
+    let version = resp.version();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        version,
+        body,
+    }
+}
+
+/// The seats that won in an answer (empty for a 204).
+pub fn winning_seats(a: &Answer) -> Vec<String> {
+    if a.status == StatusCode::NO_CONTENT {
+        return Vec::new();
+    }
+    winners(&a.json()).into_iter().map(|(s, _)| s).collect()
+}

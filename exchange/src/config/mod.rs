@@ -11,14 +11,29 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use http::Uri;
 use serde::Deserialize;
+
+mod bidder;
+mod registry;
+
+pub use bidder::{BidderEntry, CircuitConfig, Protocol, DEFAULT_MAX_CONCURRENCY};
+pub use registry::{is_private, Cidr, EndpointPolicy, RegistryConfig};
 
 /// Exit code for a bad configuration (`EX_USAGE` from sysexits.h).
 pub const EXIT_CONFIG: i32 = 64;
 
 /// Environment variable that overrides `listen` (handy in containers).
 pub const ENV_LISTEN: &str = "EXCHANGE_LISTEN";
+
+/// Environment variable that overrides `admin_token`: secrets come from the
+/// environment in most deployments, so it wins over the file.
+pub const ENV_ADMIN_TOKEN: &str = "EXCHANGE_ADMIN_TOKEN";
+
+/// Environment variable that overrides `database_url`.
+pub const ENV_DATABASE_URL: &str = "DATABASE_URL";
+
+/// SQLite file used when the admin API is on and no database is configured.
+pub const DEFAULT_SQLITE_PATH: &str = "exchange.db";
 
 /// A configuration error; the text names the key (or the file) at fault.
 #[derive(Debug, thiserror::Error)]
@@ -63,8 +78,24 @@ pub struct Config {
     pub auction: AuctionConfig,
     /// Measurement settings.
     pub metrics: MetricsConfig,
-    /// The bidders requests are fanned out to.
+    /// The bidders requests are fanned out to. With a registry database they
+    /// only seed it, on its first start (see ARCHITECTURE.md).
     pub bidders: Vec<BidderEntry>,
+    /// Address of the admin API (bidder registry); no admin API when absent.
+    pub admin_listen: Option<SocketAddr>,
+    /// Bearer token every admin call must carry; required with `admin_listen`.
+    /// `EXCHANGE_ADMIN_TOKEN` overrides it.
+    pub admin_token: Option<String>,
+    /// Registry database, `postgres://…` or `sqlite:…`; `DATABASE_URL`
+    /// overrides it. Absent: the SQLite file `sqlite_path`.
+    pub database_url: Option<String>,
+    /// SQLite file of the registry when `database_url` is absent. With neither
+    /// key and no `admin_listen`, there is no registry database and the
+    /// config file's bidders are used as they are; with `admin_listen` it
+    /// defaults to `exchange.db`.
+    pub sqlite_path: Option<PathBuf>,
+    /// Registry polling and endpoint allow-list.
+    pub registry: RegistryConfig,
 }
 
 /// Measurement settings.
@@ -92,6 +123,11 @@ impl Default for Config {
             auction: AuctionConfig::default(),
             metrics: MetricsConfig::default(),
             bidders: Vec::new(),
+            admin_listen: None,
+            admin_token: None,
+            database_url: None,
+            sqlite_path: None,
+            registry: RegistryConfig::default(),
         }
     }
 }
@@ -180,69 +216,6 @@ impl AuctionConfig {
     }
 }
 
-/// How the exchange talks to a bidder's instances.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    /// HTTP/2 over cleartext with prior knowledge (`http://` endpoints).
-    H2c,
-    /// HTTP/2 over TLS, negotiated with ALPN (`https://` endpoints).
-    H2,
-    /// HTTP/1.1 with keep-alive, the fallback for bidders without HTTP/2.
-    Http1,
-}
-
-impl Protocol {
-    /// The URL scheme this protocol requires.
-    pub fn scheme(self) -> &'static str {
-        match self {
-            Protocol::H2 => "https",
-            Protocol::H2c | Protocol::Http1 => "http",
-        }
-    }
-}
-
-/// One bidder (a seat) and its instances.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct BidderEntry {
-    /// Seat name; unique; used in responses, logs and metrics.
-    pub name: String,
-    /// Instances of this bidder; requests go to one chosen by power-of-two-choices.
-    pub endpoints: Vec<String>,
-    /// Wire protocol.
-    #[serde(default = "default_protocol")]
-    pub protocol: Protocol,
-    /// A bidder can be configured but left out of auctions.
-    #[serde(default = "default_true")]
-    pub enabled: bool,
-    /// PEM file of extra CA certificates trusted for this bidder's `h2`
-    /// endpoints (for private CAs); the public web roots are always trusted.
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-}
-
-fn default_protocol() -> Protocol {
-    Protocol::H2c
-}
-
-fn default_true() -> bool {
-    true
-}
-
-impl BidderEntry {
-    /// A bidder entry with defaults for the optional keys.
-    pub fn new(name: impl Into<String>, endpoints: Vec<String>, protocol: Protocol) -> Self {
-        Self {
-            name: name.into(),
-            endpoints,
-            protocol,
-            enabled: true,
-            ca_file: None,
-        }
-    }
-}
-
 impl Config {
     /// Parses and validates a TOML document.
     pub fn from_toml_str(s: &str) -> Result<Config, ConfigError> {
@@ -258,6 +231,50 @@ impl Config {
             source,
         })?;
         Self::from_toml_str(&text)
+    }
+
+    /// Applies the environment overrides (`EXCHANGE_ADMIN_TOKEN`,
+    /// `DATABASE_URL`) and checks what needs them: an admin API without a
+    /// token is refused.
+    pub fn apply_env(&mut self) -> Result<(), ConfigError> {
+        if let Ok(t) = std::env::var(ENV_ADMIN_TOKEN) {
+            if !t.is_empty() {
+                self.admin_token = Some(t);
+            }
+        }
+        if let Ok(u) = std::env::var(ENV_DATABASE_URL) {
+            if !u.is_empty() {
+                self.database_url = Some(u);
+            }
+        }
+        self.validate()?;
+        self.check_admin()
+    }
+
+    /// An admin API needs a token.
+    pub fn check_admin(&self) -> Result<(), ConfigError> {
+        if self.admin_listen.is_some() && self.admin_token.is_none() {
+            return Err(invalid(
+                "admin_token",
+                format!("required when admin_listen is set (or set {ENV_ADMIN_TOKEN})"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The registry database URL, if the registry is persisted: the
+    /// configured URL, else the SQLite file (`sqlite_path`, or the default
+    /// file when the admin API is on).
+    pub fn registry_database(&self) -> Option<String> {
+        if let Some(url) = &self.database_url {
+            return Some(url.clone());
+        }
+        let path = match (&self.sqlite_path, self.admin_listen) {
+            (Some(p), _) => p.clone(),
+            (None, Some(_)) => PathBuf::from(DEFAULT_SQLITE_PATH),
+            (None, None) => return None,
+        };
+        Some(format!("sqlite://{}?mode=rwc", path.display()))
     }
 
     /// Checks values and the relations between keys.
@@ -297,9 +314,33 @@ impl Config {
                 "must be a non-empty list of increasing positive numbers",
             ));
         }
+        let r = &self.registry;
+        if r.poll_interval_ms == 0 || r.poll_interval_ms > 1000 {
+            // Above a second, replicas would miss the one-second promise.
+            return Err(invalid(
+                "registry.poll_interval_ms",
+                "must be between 1 and 1000",
+            ));
+        }
+        EndpointPolicy::new(r).map_err(|(k, m)| invalid(k, m))?;
+        if let Some(url) = &self.database_url {
+            if !["postgres://", "postgresql://", "sqlite:"]
+                .iter()
+                .any(|p| url.starts_with(p))
+            {
+                return Err(invalid(
+                    "database_url",
+                    "must start with postgres://, postgresql:// or sqlite:",
+                ));
+            }
+        }
+        if matches!(&self.admin_token, Some(t) if t.is_empty()) {
+            return Err(invalid("admin_token", "must not be empty"));
+        }
         let mut names = HashSet::new();
         for (i, b) in self.bidders.iter().enumerate() {
-            validate_bidder(i, b)?;
+            b.check()
+                .map_err(|(k, m)| invalid(format!("bidders[{i}].{k}"), m))?;
             if !names.insert(b.name.as_str()) {
                 return Err(invalid(
                     format!("bidders[{i}].name"),
@@ -309,47 +350,6 @@ impl Config {
         }
         Ok(())
     }
-}
-
-fn validate_bidder(i: usize, b: &BidderEntry) -> Result<(), ConfigError> {
-    if b.name.is_empty()
-        || !b
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
-        return Err(invalid(
-            format!("bidders[{i}].name"),
-            "must be non-empty and use only letters, digits, '-', '_' and '.'",
-        ));
-    }
-    if b.endpoints.is_empty() {
-        return Err(invalid(
-            format!("bidders[{i}].endpoints"),
-            "at least one endpoint is required",
-        ));
-    }
-    for (j, e) in b.endpoints.iter().enumerate() {
-        let key = format!("bidders[{i}].endpoints[{j}]");
-        let uri: Uri = e
-            .parse()
-            .map_err(|err| invalid(&key, format!("not a URL: {err}")))?;
-        let scheme = uri.scheme_str().unwrap_or("");
-        if scheme != b.protocol.scheme() {
-            return Err(invalid(
-                &key,
-                format!(
-                    "protocol {:?} needs a {}:// URL, got {e:?}",
-                    b.protocol,
-                    b.protocol.scheme()
-                ),
-            ));
-        }
-        if uri.host().is_none() {
-            return Err(invalid(&key, "URL has no host"));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -416,5 +416,43 @@ protocol = "h2c"
         }
         let err = Config::from_toml_str(&SAMPLE.replace("\"h2c\"", "\"spdy\"")).unwrap_err();
         assert!(err.to_string().contains("spdy"), "{err}");
+    }
+
+    #[test]
+    fn registry_keys_are_checked_and_named() {
+        let cases = [
+            ("[registry]\npoll_interval_ms = 5000\n", "registry.poll_interval_ms"),
+            ("[registry]\nallowed_networks = [\"10.0.0.0/40\"]\n", "registry.allowed_networks[0]"),
+            ("database_url = \"mysql://x\"\n", "database_url"),
+            ("admin_token = \"\"\n", "admin_token"),
+            ("[registry]\nallow_all = true\n", "allow_all"),
+            (
+                "[[bidders]]\nname = \"a\"\nendpoints = [\"http://x\"]\nmax_concurrency = 0\n",
+                "bidders[0].max_concurrency",
+            ),
+            (
+                "[[bidders]]\nname = \"a\"\nendpoints = [\"http://x\"]\ncircuit = { cooldown_ms = 0 }\n",
+                "bidders[0].circuit.cooldown_ms",
+            ),
+        ];
+        for (text, key) in cases {
+            let err = Config::from_toml_str(text).unwrap_err().to_string();
+            assert!(err.contains(key), "expected {key} in {err}");
+        }
+    }
+
+    #[test]
+    fn an_admin_api_needs_a_token_and_a_database() {
+        let c = Config::from_toml_str("admin_listen = \"127.0.0.1:0\"\n").unwrap();
+        let err = c.check_admin().unwrap_err().to_string();
+        assert!(err.contains("admin_token"), "{err}");
+        assert_eq!(
+            c.registry_database().as_deref(),
+            Some("sqlite://exchange.db?mode=rwc")
+        );
+        // No admin API and no database keys: the file's bidders, unstored.
+        assert_eq!(Config::default().registry_database(), None);
+        let pg = Config::from_toml_str("database_url = \"postgres://u@h/db\"\n").unwrap();
+        assert_eq!(pg.registry_database().as_deref(), Some("postgres://u@h/db"));
     }
 }
