@@ -30,7 +30,7 @@ async fn a_hanging_bidder_opens_its_circuit_and_costs_the_others_nothing() {
         admin(&ex, "POST", "/v1/bidders", Some(&spec)).await.status,
         201
     );
-    let tmax = 200;
+    let tmax = 500;
     // Two auctions wait for the hanging bidder until the deadline…
     for i in 0..2 {
         let r = post_url(&ex.url(), &request(&format!("h{i}"), 0.5, tmax))
@@ -63,7 +63,7 @@ async fn a_hanging_bidder_opens_its_circuit_and_costs_the_others_nothing() {
         assert!(r["ext"]["responsetimemillis"].get("hang").is_none(), "{r}");
         assert!(r["ext"]["responsetimemillis"]["beta"].is_u64(), "{r}");
         assert!(
-            took < Duration::from_millis(tmax - 20),
+            took < Duration::from_millis(tmax - 50),
             "auction {i} still waited for the deadline ({took:?})"
         );
     }
