@@ -41,6 +41,19 @@ async fn register_change_pause_and_delete_take_effect_on_the_next_auction() {
     assert_eq!(winners(&r)[0].0, "alpha");
     assert_eq!(winners(&r)[0].1["price"], json!(2.01), "{r}");
 
+    // A change of limits keeps the bidder's runtime state (pooled client,
+    // counters): its instance still counts the two calls made before.
+    let limited = admin(
+        &ex,
+        "PATCH",
+        "/v1/bidders/alpha",
+        Some(&json!({"max_concurrency": 100, "qps_limit": 5000})),
+    )
+    .await
+    .json();
+    assert_eq!(limited["max_concurrency"], 100);
+    assert_eq!(limited["state"]["instances"][0]["sent"], 2, "{limited}");
+
     // Pause alpha: beta wins the next auction and alpha is not called.
     let paused = admin(
         &ex,

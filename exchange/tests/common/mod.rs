@@ -50,6 +50,23 @@ pub async fn bidder(seat: &str, price: f64, tweak: impl FnOnce(&mut BidderConfig
         .unwrap()
 }
 
+/// Starts a simulated bidder on a given address (a port reserved earlier).
+pub async fn bidder_at(addr: std::net::SocketAddr, seat: &str, price: f64) -> BidderHandle {
+    let config = BidderConfig {
+        seat: seat.to_owned(),
+        price,
+        adomain: format!("{seat}.example"),
+        ..BidderConfig::default()
+    };
+    bidder_runtime()
+        .spawn(async move {
+            let listener = TcpListener::bind(addr).await.unwrap();
+            rtb_bidder::spawn(listener, config).await.unwrap()
+        })
+        .await
+        .unwrap()
+}
+
 /// Starts an exchange on 127.0.0.1:0 with one h2c bidder entry per handle.
 pub async fn exchange(
     bidders: &[(&str, &BidderHandle)],
