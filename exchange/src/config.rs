@@ -65,6 +65,10 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// The bidders requests are fanned out to.
     pub bidders: Vec<BidderEntry>,
+    /// Auction-result events: Kafka, the spool (see `events`).
+    pub kafka: crate::events::KafkaConfig,
+    /// The ledger consuming those events (see `ledger`).
+    pub ledger: crate::events::LedgerConfig,
 }
 
 /// Measurement settings.
@@ -92,6 +96,8 @@ impl Default for Config {
             auction: AuctionConfig::default(),
             metrics: MetricsConfig::default(),
             bidders: Vec::new(),
+            kafka: Default::default(),
+            ledger: Default::default(),
         }
     }
 }
@@ -292,6 +298,7 @@ impl Config {
                 "must be a non-empty list of increasing positive numbers",
             ));
         }
+        crate::events::config::validate(&self.kafka, &self.ledger)?;
         let mut names = HashSet::new();
         for (i, b) in self.bidders.iter().enumerate() {
             validate_bidder(i, b)?;

@@ -5,12 +5,15 @@
 //! Modules, from the edge inward: [`server`] (HTTP front, tower stack,
 //! drain), [`pipeline`] (one auction end to end), [`fanout`] (bidder clients,
 //! instance choice, deadline), [`auction`] and [`macros`] (pure logic),
-//! [`outcome`] (the publisher's response), [`notify`] (win notices), [`metrics`] (Prometheus and HDR latency).
+//! [`outcome`] (the publisher's response), [`notify`] (win notices), [`metrics`] (Prometheus and HDR latency),
+//! [`events`] (auction results to Kafka, with a spool) and [`ledger`] (debits, exactly once).
 //! See ARCHITECTURE.md for the request path and the invariants.
 
 pub mod auction;
 pub mod config;
+pub mod events;
 pub mod fanout;
+pub mod ledger;
 pub mod macros;
 pub mod metrics;
 pub mod notify;

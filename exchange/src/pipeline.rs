@@ -42,6 +42,8 @@ pub struct Exchange {
     bidders: Vec<Arc<Bidder>>,
     notifier: Notifier,
     metrics: Arc<Metrics>,
+    /// Auction-result events (`events`); `None` when `[kafka] enabled = false`.
+    events: Option<crate::events::EventSink>,
 }
 
 impl Exchange {
@@ -61,7 +63,14 @@ impl Exchange {
             bidders,
             notifier: Notifier::spawn(),
             metrics,
+            events: None,
         })
+    }
+
+    /// Publishes an auction-result event per auction to `sink`.
+    pub fn with_events(mut self, sink: crate::events::EventSink) -> Self {
+        self.events = Some(sink);
+        self
     }
 
     /// The exchange's instruments.
@@ -193,7 +202,7 @@ impl Exchange {
         }
         let result = auction::run(&rules, &offers);
         let names: Vec<&str> = self.bidders.iter().map(|b| b.name.as_str()).collect();
-        let built = outcome::build(outcome::Input {
+        let input = outcome::Input {
             request,
             currency,
             budget,
@@ -202,7 +211,16 @@ impl Exchange {
             sources: &sources,
             result: &result,
             strip_nurl: self.config.auction.fire_nurl,
-        });
+        };
+        // One event per auction that reached the bidders, winners or not;
+        // `emit` never waits (see `events`).
+        if let Some(events) = &self.events {
+            events.emit(crate::events::auction_result(
+                &input,
+                crate::events::now_ms(),
+            ));
+        }
+        let built = outcome::build(input);
         for win in result.wins.iter().flatten() {
             let (d, _, _) = sources[win.offer];
             self.metrics.bidders[decoded[d].bidder].wins.inc();

@@ -16,6 +16,8 @@ fn serve(config: &std::path::Path) -> (Child, String) {
         .args(["serve", "--config"])
         .arg(config)
         .args(["--listen", "127.0.0.1:0"])
+        // The default event spool and embedded ledger live under ./data.
+        .current_dir(config.parent().unwrap())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

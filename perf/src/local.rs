@@ -109,7 +109,16 @@ pub fn run_local(opts: &Options) -> anyhow::Result<Outcome> {
             Config::from_toml_str(&text)
                 .map_err(|e| anyhow!("exchange.config {}: {e}", path.display()))?
         }
-        None => Config::default(),
+        None => Config {
+            // Auction events (mock Kafka + ledger in process) would compete
+            // with the load generator for CPU; a scenario that wants them
+            // names an exchange config.
+            kafka: rtb_exchange::events::KafkaConfig {
+                enabled: false,
+                ..Default::default()
+            },
+            ..Config::default()
+        },
     };
     config.listen = ([127, 0, 0, 1], 0).into();
     // The dedicated runtime blocks while starting and stopping, so both happen

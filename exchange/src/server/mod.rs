@@ -2,7 +2,8 @@
 //!
 //! Shutdown, in order: `/readyz` turns 503, the listener closes, in-flight
 //! requests finish (each is bounded by its own deadline) within
-//! `server.drain_timeout_ms`, then the server returns.
+//! `server.drain_timeout_ms`, then the server returns; [`RunningExchange::shutdown`]
+//! then flushes the auction events (producer, spool, embedded ledger).
 
 pub mod ingress;
 pub mod router;
@@ -22,6 +23,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
+use crate::events::EventSystem;
 use crate::fanout::ClientError;
 use crate::pipeline::Exchange;
 pub use router::{handle, App, AUCTION_PATH};
@@ -46,6 +48,9 @@ pub enum ServeError {
     /// A bidder's client could not be built.
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// The event pipeline (Kafka, spool, embedded ledger) could not start.
+    #[error(transparent)]
+    Events(#[from] crate::events::EventsError),
     /// The dedicated runtime could not start.
     #[error("cannot start runtime: {0}")]
     Runtime(std::io::Error),
@@ -58,6 +63,8 @@ pub struct RunningExchange {
     app: Arc<App>,
     shutdown_tx: watch::Sender<bool>,
     task: JoinHandle<()>,
+    /// Flushed after the drain (`None` when `[kafka] enabled = false`).
+    events: Option<EventSystem>,
 }
 
 impl RunningExchange {
@@ -76,10 +83,18 @@ impl RunningExchange {
         &self.app
     }
 
-    /// Drains and stops; returns when the server has stopped.
+    /// The event pipeline, when enabled.
+    pub fn events(&self) -> Option<&EventSystem> {
+        self.events.as_ref()
+    }
+
+    /// Drains, then flushes the events; returns when both are done.
     pub async fn shutdown(self) {
         let _ = self.shutdown_tx.send(true);
         let _ = self.task.await;
+        if let Some(events) = self.events {
+            events.shutdown().await;
+        }
     }
 }
 
@@ -92,7 +107,15 @@ pub async fn start(config: Config) -> Result<RunningExchange, ServeError> {
     let addr = listener
         .local_addr()
         .map_err(|source| ServeError::Bind { addr, source })?;
-    let app = Arc::new(App::new(Exchange::new(config)?));
+    let events = match config.kafka.enabled {
+        true => Some(EventSystem::start(&config.kafka, &config.ledger).await?),
+        false => None,
+    };
+    let mut exchange = Exchange::new(config)?;
+    if let Some(events) = &events {
+        exchange = exchange.with_events(events.sink());
+    }
+    let app = Arc::new(App::new(exchange));
     let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
     let task = tokio::spawn(serve(listener, app.clone(), async move {
         let _ = shutdown_rx.wait_for(|stop| *stop).await;
@@ -102,6 +125,7 @@ pub async fn start(config: Config) -> Result<RunningExchange, ServeError> {
         app,
         shutdown_tx,
         task,
+        events,
     })
 }
 
