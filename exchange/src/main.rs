@@ -106,25 +106,19 @@ fn main() -> ExitCode {
 
 async fn run(cfg: Config) -> anyhow::Result<()> {
     let bidders = cfg.bidders.len();
+    // Handlers first: a SIGTERM that arrives as soon as the port is announced
+    // must drain, not kill the process.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let running = server::start(cfg).await?;
     // Scripts and tests read this line to learn the port when listening on :0.
     println!("exchange listening on {}", running.url());
     tracing::info!(addr = %running.addr(), bidders, "exchange serving");
-    shutdown_signal().await;
-    tracing::info!("signal received: draining");
-    running.shutdown().await;
-    tracing::info!("drained; exiting");
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
+    tracing::info!("signal received: draining");
+    running.shutdown().await;
+    tracing::info!("drained; exiting");
+    Ok(())
 }
