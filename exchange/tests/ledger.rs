@@ -247,6 +247,10 @@ async fn poison(backend: Backend) {
         .expect("error header");
     assert!(error.contains("invalid auction-result event"), "{error}");
     drop(m);
+    // Clients go before the cluster: one closing against a vanished broker
+    // waits for its timeouts.
+    drop(dlq);
+    drop(producer);
     ledger.stop().await;
     events.shutdown().await;
     store.close().await;
