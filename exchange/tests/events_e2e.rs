@@ -4,30 +4,31 @@
 
 mod common;
 
-use std::time::Duration;
-
+use rtb_exchange::events::LedgerConfig;
 use rtb_exchange::ledger::Store;
 use rtb_proto::Micros;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ledger_debits_equal_clearing_prices_in_responses() {
-    let dir = tempfile::tempdir().unwrap();
+/// Two bidders and an exchange with embedded Kafka and ledger (SQLite in `dir`).
+async fn setup(
+    dir: &std::path::Path,
+) -> (
+    rtb_bidder::BidderHandle,
+    rtb_bidder::BidderHandle,
+    rtb_exchange::server::RunningExchange,
+    LedgerConfig,
+) {
     let alpha = common::bidder("alpha", 3.0, |c| c.price_spread = 0.5).await;
     let beta = common::bidder("beta", 2.5, |c| {
         c.price_spread = 0.5;
         c.bid_rate = 0.7;
     })
     .await;
-    let ledger_cfg = {
-        let mut l = rtb_exchange::events::LedgerConfig {
-            sqlite_path: dir.path().join("ledger.sqlite"),
-            batch_ms: 20,
-            ..Default::default()
-        };
-        l.group_id = "ledger-e2e".into();
-        l
+    let ledger_cfg = LedgerConfig {
+        sqlite_path: dir.join("ledger.sqlite"),
+        batch_ms: 20,
+        ..Default::default()
     };
-    let spool_path = dir.path().join("events.spool");
+    let spool_path = dir.join("events.spool");
     let ledger_for_exchange = ledger_cfg.clone();
     let ex = common::exchange(&[("alpha", &alpha), ("beta", &beta)], move |c| {
         c.kafka.enabled = true;
@@ -37,14 +38,19 @@ async fn ledger_debits_equal_clearing_prices_in_responses() {
     })
     .await;
     assert!(ex.events().unwrap().embedded().is_some());
+    (alpha, beta, ex, ledger_cfg)
+}
+
+/// Runs `n` one-imp auctions, 10 at a time; returns (wins, micros charged).
+async fn auctions(ex: &rtb_exchange::server::RunningExchange, n: usize) -> (i64, i64) {
     let client = common::client(true);
     let mut charged = 0i64;
     let mut wins = 0i64;
-    for chunk in 0..30 {
+    for chunk in 0..n / 10 {
         let calls = (0..10).map(|i| {
             let body =
                 serde_json::to_vec(&common::request(&format!("a-{chunk}-{i}"), 0.5, 200)).unwrap();
-            common::post_raw(&client, &ex, body, &[])
+            common::post_raw(&client, ex, body, &[])
         });
         for answer in futures_util::future::join_all(calls).await {
             if answer.status != http::StatusCode::OK {
@@ -58,24 +64,49 @@ async fn ledger_debits_equal_clearing_prices_in_responses() {
             }
         }
     }
+    (wins, charged)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ledger_debits_equal_clearing_prices_in_responses() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_alpha, _beta, ex, ledger_cfg) = setup(dir.path()).await;
+    let (wins, charged) = auctions(&ex, 300).await;
     assert!(wins > 200, "only {wins} wins in 300 auctions");
     let store = Store::open(&ledger_cfg).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let totals = loop {
-        let t = store.debit_totals().await.unwrap();
-        if t.0 >= wins || tokio::time::Instant::now() > deadline {
-            break t;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert_eq!(totals, (wins, charged));
+    // While serving: the ledger converges on what publishers were charged.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while store.debit_totals().await.unwrap().0 < wins && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(store.debit_totals().await.unwrap(), (wins, charged));
+    store.close().await;
     let counters = ex.events().unwrap().counters().clone();
+    // Shutdown drains, flushes the producer and lets the embedded ledger
+    // catch up (bounded); nothing is applied twice by stopping.
+    ex.shutdown().await;
     assert_eq!(
         counters.dropped.load(std::sync::atomic::Ordering::Relaxed),
         0
     );
+    let store = Store::open(&ledger_cfg).await.unwrap();
+    assert_eq!(store.debit_totals().await.unwrap(), (wins, charged));
+    assert_eq!(store.spend_total().await.unwrap(), charged);
     store.close().await;
+}
+
+/// Stopping right after the last auction: the embedded ledger catches up
+/// before the mock cluster (and its data) goes away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_the_embedded_ledger_catch_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_alpha, _beta, ex, ledger_cfg) = setup(dir.path()).await;
+    let (wins, charged) = auctions(&ex, 100).await;
+    assert!(wins > 50, "only {wins} wins in 100 auctions");
     ex.shutdown().await;
+    let store = Store::open(&ledger_cfg).await.unwrap();
+    assert_eq!(store.debit_totals().await.unwrap(), (wins, charged));
+    store.close().await;
 }
 
 /// `exchange ledger` needs real brokers: without them it exits 64 naming the key.

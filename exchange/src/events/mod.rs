@@ -28,6 +28,7 @@ pub mod spool;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use rtb_proto::events::AuctionResult;
 use tokio::sync::{mpsc, watch};
@@ -118,6 +119,28 @@ impl EventSink {
     }
 }
 
+/// The longest a stopping embedded setup waits for its ledger to apply what
+/// was produced: the mock cluster's data is lost with the process.
+const EMBEDDED_CATCH_UP: Duration = Duration::from_secs(5);
+
+/// Waits (bounded) until the embedded ledger has committed every event this
+/// process delivered to the mock cluster (it is the cluster's only producer).
+async fn catch_up(counters: &EventCounters, ledger: &LedgerStats) {
+    let delivered = EventCounters::get(&counters.produced) + EventCounters::get(&counters.replayed);
+    let deadline = tokio::time::Instant::now() + EMBEDDED_CATCH_UP;
+    while ledger.messages.load(Ordering::Relaxed) < delivered {
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(
+                delivered,
+                applied = ledger.messages.load(Ordering::Relaxed),
+                "embedded ledger did not catch up before stopping; the rest is lost with the mock cluster"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The running event pipeline: producer and spool tasks, and in embedded
 /// mode the mock cluster and the ledger.
 #[derive(Debug)]
@@ -202,12 +225,16 @@ impl EventSystem {
     }
 
     /// Flushes: the producer sends what is queued (failures to the spool),
-    /// the spool syncs what it holds, then the embedded ledger stops.
+    /// the spool syncs what it holds; in embedded mode the ledger is given a
+    /// few seconds to apply what the mock cluster holds; then it stops.
     pub async fn shutdown(self) {
         let _ = self.producer_stop.send(true);
         let _ = self.producer_task.await;
         let _ = self.spool_stop.send(true);
         let _ = self.spool_task.await;
+        if let (Some((_, _, stats)), Some(_)) = (&self.ledger, &self.embedded) {
+            catch_up(&self.sink.counters, stats).await;
+        }
         if let Some((stop, task, _)) = self.ledger {
             let _ = stop.send(true);
             let _ = task.await;

@@ -65,6 +65,8 @@ pub enum LedgerError {
 pub struct LedgerStats {
     /// Batches committed.
     pub batches: AtomicU64,
+    /// Messages committed (applied, skipped or dead-lettered).
+    pub messages: AtomicU64,
     /// Debits applied.
     pub debits: AtomicU64,
     /// Duplicate debits ignored.
@@ -204,6 +206,8 @@ impl Ledger {
         let applied = self.store.apply(&self.topic, &entries).await?;
         let s = &self.stats;
         s.batches.fetch_add(1, Ordering::Relaxed);
+        s.messages
+            .fetch_add(entries.len() as u64, Ordering::Relaxed);
         s.debits.fetch_add(applied.debits, Ordering::Relaxed);
         s.duplicates
             .fetch_add(applied.duplicates, Ordering::Relaxed);
