@@ -6,13 +6,16 @@
 //! drain), [`pipeline`] (one auction end to end), [`fanout`] (bidder clients,
 //! instance choice, deadline), [`auction`] and [`macros`] (pure logic),
 //! [`outcome`] (the publisher's response), [`notify`] (win notices), [`metrics`] (Prometheus and HDR latency),
-//! [`registry`] (bidders changed at run time, persisted) and [`admin`] (its HTTP API).
+//! [`registry`] (bidders changed at run time, persisted), [`admin`] (its HTTP API),
+//! [`events`] (auction results to Kafka, with a spool) and [`ledger`] (debits, exactly once).
 //! See ARCHITECTURE.md for the request path and the invariants.
 
 pub mod admin;
 pub mod auction;
 pub mod config;
+pub mod events;
 pub mod fanout;
+pub mod ledger;
 pub mod macros;
 pub mod metrics;
 pub mod notify;

@@ -33,6 +33,13 @@ enum Command {
         #[arg(long)]
         workers: Option<usize>,
     },
+    /// Run the ledger: consume auction results and apply debits exactly once
+    /// (needs `[kafka] brokers`; the embedded setup runs it inside `serve`).
+    Ledger {
+        /// TOML configuration file (`[kafka]` and `[ledger]` are read).
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Check a configuration file and exit (0 when valid, 64 when not).
     CheckConfig {
         /// TOML configuration file.
@@ -59,6 +66,7 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_CONFIG as u8)
             }
         },
+        Command::Ledger { config } => rtb_exchange::ledger::cli::main(&config),
         Command::Serve {
             config,
             listen,

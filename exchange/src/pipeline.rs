@@ -43,6 +43,8 @@ pub struct Exchange {
     registry: Arc<Registry>,
     notifier: Notifier,
     metrics: Arc<Metrics>,
+    /// Auction-result events (`events`); `None` when `[kafka] enabled = false`.
+    events: Option<crate::events::EventSink>,
 }
 
 /// The bidders of one auction: the called ones first, then the skipped ones;
@@ -75,12 +77,19 @@ impl Exchange {
             registry,
             notifier: Notifier::spawn(),
             metrics,
+            events: None,
         })
     }
 
     /// The bidder registry.
     pub fn registry(&self) -> &Arc<Registry> {
         &self.registry
+    }
+
+    /// Publishes an auction-result event per auction to `sink`.
+    pub fn with_events(mut self, sink: crate::events::EventSink) -> Self {
+        self.events = Some(sink);
+        self
     }
 
     /// The exchange's instruments.
@@ -251,7 +260,7 @@ impl Exchange {
         let names: Vec<&str> = (0..n + who.skipped.len())
             .map(|i| who.bidder(i).name.as_str())
             .collect();
-        let built = outcome::build(outcome::Input {
+        let input = outcome::Input {
             request,
             currency,
             budget,
@@ -260,7 +269,16 @@ impl Exchange {
             sources: &sources,
             result: &result,
             strip_nurl: self.config.auction.fire_nurl,
-        });
+        };
+        // One event per auction that reached the bidders, winners or not;
+        // `emit` never waits (see `events`).
+        if let Some(events) = &self.events {
+            events.emit(crate::events::auction_result(
+                &input,
+                crate::events::now_ms(),
+            ));
+        }
+        let built = outcome::build(input);
         for win in result.wins.iter().flatten() {
             let (d, _, _) = sources[win.offer];
             who.bidder(decoded[d].bidder).metrics().wins.inc();

@@ -19,6 +19,8 @@ fn serve(config: &std::path::Path) -> (Child, String) {
         // These would switch on the registry database or the admin API.
         .env_remove("DATABASE_URL")
         .env_remove("EXCHANGE_ADMIN_TOKEN")
+        // The default event spool and embedded ledger live under ./data.
+        .current_dir(config.parent().unwrap())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -109,7 +109,16 @@ pub fn run_local(opts: &Options) -> anyhow::Result<Outcome> {
             Config::from_toml_str(&text)
                 .map_err(|e| anyhow!("exchange.config {}: {e}", path.display()))?
         }
-        None => Config::default(),
+        None => Config {
+            // Auction events (mock Kafka + ledger in process) would compete
+            // with the load generator for CPU; a scenario that wants them
+            // names an exchange config.
+            kafka: rtb_exchange::events::KafkaConfig {
+                enabled: false,
+                ..Default::default()
+            },
+            ..Config::default()
+        },
     };
     config.listen = ([127, 0, 0, 1], 0).into();
     // The dedicated runtime blocks while starting and stopping, so both happen
@@ -123,10 +132,10 @@ pub fn run_local(opts: &Options) -> anyhow::Result<Outcome> {
         )?)
     } else {
         config.bidders = entries;
-        Server::Exchange(
+        Server::Exchange(Box::new(
             rtb_exchange::server::start_dedicated(config, scenario.exchange.workers)
                 .map_err(|e| anyhow!("starting the exchange: {e}"))?,
-        )
+        ))
     };
     let addr = match &server {
         Server::Exchange(e) => e.addr(),
@@ -189,7 +198,7 @@ async fn exchange_stages(addr: std::net::SocketAddr) -> Option<serde_json::Value
 
 /// What `perf local` loads: the exchange, or the bare fan-out baseline.
 enum Server {
-    Exchange(rtb_exchange::server::DedicatedExchange),
+    Exchange(Box<rtb_exchange::server::DedicatedExchange>),
     Baseline(crate::baseline::DedicatedBaseline),
 }
 

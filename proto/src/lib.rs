@@ -4,6 +4,7 @@
 //! money is carried as integer [`Micros`]. The crate does no I/O.
 
 mod codec;
+pub mod events;
 mod micros;
 pub mod openrtb;
 mod validate;

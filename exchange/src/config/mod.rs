@@ -96,6 +96,10 @@ pub struct Config {
     pub sqlite_path: Option<PathBuf>,
     /// Registry polling and endpoint allow-list.
     pub registry: RegistryConfig,
+    /// Auction-result events: Kafka, the spool (see `events`).
+    pub kafka: crate::events::KafkaConfig,
+    /// The ledger consuming those events (see `ledger`).
+    pub ledger: crate::events::LedgerConfig,
 }
 
 /// Measurement settings.
@@ -128,6 +132,8 @@ impl Default for Config {
             database_url: None,
             sqlite_path: None,
             registry: RegistryConfig::default(),
+            kafka: Default::default(),
+            ledger: Default::default(),
         }
     }
 }
@@ -337,6 +343,7 @@ impl Config {
         if matches!(&self.admin_token, Some(t) if t.is_empty()) {
             return Err(invalid("admin_token", "must not be empty"));
         }
+        crate::events::config::validate(&self.kafka, &self.ledger)?;
         let mut names = HashSet::new();
         for (i, b) in self.bidders.iter().enumerate() {
             b.check()

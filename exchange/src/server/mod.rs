@@ -2,7 +2,8 @@
 //!
 //! Shutdown, in order: `/readyz` turns 503, the listener closes, in-flight
 //! requests finish (each is bounded by its own deadline) within
-//! `server.drain_timeout_ms`, then the server returns.
+//! `server.drain_timeout_ms`, then the server returns; [`RunningExchange::shutdown`]
+//! then flushes the auction events (producer, spool, embedded ledger).
 
 pub mod ingress;
 pub mod overload;
@@ -25,6 +26,7 @@ use tokio::task::JoinHandle;
 
 use crate::admin::{self, AdminState};
 use crate::config::{Config, ConfigError, EndpointPolicy};
+use crate::events::EventSystem;
 use crate::fanout::ClientError;
 use crate::pipeline::Exchange;
 use crate::registry::RegistryError;
@@ -50,6 +52,9 @@ pub enum ServeError {
     /// A bidder's client could not be built.
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// The event pipeline (Kafka, spool, embedded ledger) could not start.
+    #[error(transparent)]
+    Events(#[from] crate::events::EventsError),
     /// The dedicated runtime could not start.
     #[error("cannot start runtime: {0}")]
     Runtime(std::io::Error),
@@ -70,6 +75,8 @@ pub struct RunningExchange {
     shutdown_tx: watch::Sender<bool>,
     task: JoinHandle<()>,
     admin_task: Option<JoinHandle<()>>,
+    /// Flushed after the drain (`None` when `[kafka] enabled = false`).
+    events: Option<EventSystem>,
 }
 
 impl RunningExchange {
@@ -98,12 +105,20 @@ impl RunningExchange {
         &self.app
     }
 
-    /// Drains and stops; returns when the server has stopped.
+    /// The event pipeline, when enabled.
+    pub fn events(&self) -> Option<&EventSystem> {
+        self.events.as_ref()
+    }
+
+    /// Drains, then flushes the events; returns when both are done.
     pub async fn shutdown(self) {
         let _ = self.shutdown_tx.send(true);
         let _ = self.task.await;
         if let Some(t) = self.admin_task {
             let _ = t.await;
+        }
+        if let Some(events) = self.events {
+            events.shutdown().await;
         }
     }
 }
@@ -131,7 +146,15 @@ pub async fn start(config: Config) -> Result<RunningExchange, ServeError> {
         None => None,
     };
     let token = config.admin_token.clone().unwrap_or_default();
-    let app = Arc::new(App::new(Exchange::new(config).await?));
+    let events = match config.kafka.enabled {
+        true => Some(EventSystem::start(&config.kafka, &config.ledger).await?),
+        false => None,
+    };
+    let mut exchange = Exchange::new(config).await?;
+    if let Some(events) = &events {
+        exchange = exchange.with_events(events.sink());
+    }
+    let app = Arc::new(App::new(exchange));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
@@ -156,6 +179,7 @@ pub async fn start(config: Config) -> Result<RunningExchange, ServeError> {
         shutdown_tx,
         task,
         admin_task,
+        events,
     })
 }
 

@@ -76,6 +76,8 @@ pub async fn exchange(
         listen: "127.0.0.1:0".parse().unwrap(),
         ..Config::default()
     };
+    // Tests about events turn them on in `tweak`, with their own temp paths.
+    config.kafka.enabled = false;
     for (name, handle) in bidders {
         config
             .bidders

@@ -1,0 +1,116 @@
+//! Building the `auction-results` event from what the auction produced.
+//!
+//! Takes exactly what `outcome::build` takes, so the event and the
+//! publisher's answer describe the same auction: the clearing price in the
+//! event is the `price` the publisher was sent.
+
+use rtb_proto::events::{
+    account_key, AuctionResult, BidResult, BidderCallStatus, BidderResult, ImpResult, Winner,
+    AUCTION_RESULT_SCHEMA_VERSION,
+};
+
+use crate::auction::LossReason;
+use crate::outcome::{BidderStatus, Input, NONBID_ERROR, NONBID_TIMEOUT};
+
+/// Builds the event of one auction; `ts_ms` is the settle time (ms since epoch).
+///
+/// Auctions with no winner produce an event too (with no winners), so the
+/// stream is a complete record of auctions; the ledger skips imps without one.
+pub fn auction_result(input: &Input<'_>, ts_ms: i64) -> AuctionResult {
+    let request = input.request;
+    let (site_id, app_id, publisher) = match (&request.site, &request.app) {
+        (Some(s), _) => (s.id.clone(), None, s.publisher.as_ref()),
+        (None, Some(a)) => (None, a.id.clone(), a.publisher.as_ref()),
+        (None, None) => (None, None, None),
+    };
+    let mut imps: Vec<ImpResult> = request
+        .imp
+        .iter()
+        .map(|imp| ImpResult {
+            imp_id: imp.id.clone(),
+            winner: None,
+            bids: Vec::new(),
+        })
+        .collect();
+    for (offer, reason) in input.result.reasons.iter().enumerate() {
+        let (d, s, b) = input.sources[offer];
+        let BidderStatus::Bids(resp) = &input.decoded[d].status else {
+            continue;
+        };
+        let bid = &resp.seatbid[s].bid[b];
+        // Bids for unknown imps have nowhere to go; the response's seatnonbid has them.
+        let Some(imp) = imps.iter_mut().find(|i| i.imp_id == bid.impid) else {
+            continue;
+        };
+        imp.bids.push(BidResult {
+            seat: input.bidder_names[input.decoded[d].bidder].to_owned(),
+            price_micros: bid.price,
+            loss_reason: reason.code(),
+        });
+    }
+    for (imp, win) in imps.iter_mut().zip(&input.result.wins) {
+        let Some(win) = win else { continue };
+        let (d, s, b) = input.sources[win.offer];
+        let BidderStatus::Bids(resp) = &input.decoded[d].status else {
+            continue;
+        };
+        let bid = &resp.seatbid[s].bid[b];
+        let seat = input.bidder_names[input.decoded[d].bidder];
+        imp.winner = Some(Winner {
+            seat: seat.to_owned(),
+            cid: bid.cid.clone(),
+            crid: bid.crid.clone(),
+            account: account_key(seat, bid.cid.as_deref()),
+            bid_micros: bid.price,
+            clearing_micros: win.clearing,
+        });
+    }
+    let bidders = input
+        .decoded
+        .iter()
+        .map(|d| {
+            let (status, nonbid_code) = match &d.status {
+                BidderStatus::Bids(_) => (BidderCallStatus::Bids, None),
+                BidderStatus::NoBid => (BidderCallStatus::NoBid, None),
+                BidderStatus::Timeout => (BidderCallStatus::Timeout, Some(NONBID_TIMEOUT)),
+                BidderStatus::Invalid(_) => (
+                    BidderCallStatus::Invalid,
+                    Some(LossReason::InvalidBidResponse.code()),
+                ),
+                BidderStatus::Error(_) => (BidderCallStatus::Error, Some(NONBID_ERROR)),
+                BidderStatus::Skipped(_) => (
+                    BidderCallStatus::NotCalled,
+                    Some(crate::outcome::NONBID_NOT_CALLED),
+                ),
+            };
+            BidderResult {
+                seat: input.bidder_names[d.bidder].to_owned(),
+                status,
+                latency_ms: d.latency.as_millis() as u64,
+                nonbid_code,
+            }
+        })
+        .collect();
+    let account = imps
+        .iter()
+        .find_map(|i| i.winner.as_ref().map(|w| w.account.clone()));
+    AuctionResult {
+        schema_version: AUCTION_RESULT_SCHEMA_VERSION,
+        auction_id: request.id.clone(),
+        ts_ms,
+        publisher_id: publisher.and_then(|p| p.id.clone()),
+        site_id,
+        app_id,
+        currency: input.currency.to_owned(),
+        account,
+        imps,
+        bidders,
+    }
+}
+
+/// Milliseconds since the Unix epoch, now (0 if the clock is before 1970).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

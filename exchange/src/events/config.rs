@@ -1,0 +1,194 @@
+//! The `[kafka]` and `[ledger]` configuration sections.
+//!
+//! Kept apart from `config.rs` so the event pipeline's settings evolve on
+//! their own; the top-level `Config` only holds one field per section.
+//! Like the rest of the configuration, unknown keys are errors.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::config::ConfigError;
+
+/// `[kafka]`: where auction-result events go.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Publish auction events at all. Why a switch: tests and benchmarks that
+    /// are not about events run without the producer, spool and ledger.
+    pub enabled: bool,
+    /// Bootstrap servers (`host:port,...`). Absent: the exchange starts an
+    /// in-process mock cluster, so a single binary works out of the box.
+    pub brokers: Option<String>,
+    /// Topic of auction results.
+    pub topic: String,
+    /// Dead-letter topic: events the ledger could not decode or apply.
+    pub dlq_topic: String,
+    /// Events queued between the auctions and the producer task. Bounded so
+    /// a stalled Kafka costs memory up to this and no more; beyond it events
+    /// go to the spool.
+    pub queue_capacity: usize,
+    /// Append-only file where events wait while Kafka is unreachable.
+    pub spool_path: PathBuf,
+    /// How long the producer tries to deliver one event before giving it to
+    /// the spool (librdkafka `message.timeout.ms`).
+    pub delivery_timeout_ms: u64,
+    /// How often a non-empty spool retries Kafka.
+    pub replay_interval_ms: u64,
+    /// Partitions of the topics created in the embedded mock cluster.
+    pub embedded_partitions: i32,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            brokers: None,
+            topic: "auction-results".into(),
+            dlq_topic: "auction-results-dlq".into(),
+            queue_capacity: 65_536,
+            spool_path: PathBuf::from("data/auction-results.spool"),
+            delivery_timeout_ms: 5_000,
+            replay_interval_ms: 1_000,
+            embedded_partitions: 4,
+        }
+    }
+}
+
+/// `[ledger]`: the consumer that turns auction results into debits.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LedgerConfig {
+    /// Run the ledger inside `exchange serve`. Absent: true exactly when no
+    /// brokers are configured (the embedded, single-process setup).
+    pub embedded: Option<bool>,
+    /// `postgres://...` to use PostgreSQL; absent: SQLite at `sqlite_path`.
+    pub database_url: Option<String>,
+    /// SQLite database file, used when `database_url` is absent.
+    pub sqlite_path: PathBuf,
+    /// Kafka consumer group of the ledgers.
+    pub group_id: String,
+    /// Most messages applied in one database transaction.
+    pub batch_max: usize,
+    /// Longest a batch waits to fill before it is applied.
+    pub batch_ms: u64,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        Self {
+            embedded: None,
+            database_url: None,
+            sqlite_path: PathBuf::from("data/ledger.sqlite"),
+            group_id: "ledger".into(),
+            batch_max: 500,
+            batch_ms: 100,
+        }
+    }
+}
+
+impl LedgerConfig {
+    /// Whether `exchange serve` runs the ledger in process.
+    pub fn runs_embedded(&self, kafka: &KafkaConfig) -> bool {
+        kafka.enabled && self.embedded.unwrap_or(kafka.brokers.is_none())
+    }
+}
+
+fn invalid(key: &str, message: &str) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+/// Checks both sections; errors name the key.
+pub fn validate(kafka: &KafkaConfig, ledger: &LedgerConfig) -> Result<(), ConfigError> {
+    if kafka
+        .brokers
+        .as_deref()
+        .is_some_and(|b| b.trim().is_empty())
+    {
+        return Err(invalid("kafka.brokers", "must not be empty when present"));
+    }
+    if kafka.topic.is_empty() {
+        return Err(invalid("kafka.topic", "must not be empty"));
+    }
+    if kafka.dlq_topic.is_empty() || kafka.dlq_topic == kafka.topic {
+        return Err(invalid(
+            "kafka.dlq_topic",
+            "must be non-empty and differ from kafka.topic",
+        ));
+    }
+    if kafka.queue_capacity == 0 {
+        return Err(invalid("kafka.queue_capacity", "must be > 0"));
+    }
+    if kafka.spool_path.as_os_str().is_empty() {
+        return Err(invalid("kafka.spool_path", "must not be empty"));
+    }
+    if kafka.delivery_timeout_ms == 0 {
+        return Err(invalid("kafka.delivery_timeout_ms", "must be > 0"));
+    }
+    if kafka.replay_interval_ms == 0 {
+        return Err(invalid("kafka.replay_interval_ms", "must be > 0"));
+    }
+    if kafka.embedded_partitions < 1 {
+        return Err(invalid("kafka.embedded_partitions", "must be >= 1"));
+    }
+    if let Some(url) = &ledger.database_url {
+        if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+            return Err(invalid(
+                "ledger.database_url",
+                "must be a postgres:// URL (leave it out for SQLite)",
+            ));
+        }
+    }
+    if ledger.group_id.is_empty() {
+        return Err(invalid("ledger.group_id", "must not be empty"));
+    }
+    if ledger.batch_max == 0 {
+        return Err(invalid("ledger.batch_max", "must be > 0"));
+    }
+    if ledger.batch_ms == 0 {
+        return Err(invalid("ledger.batch_ms", "must be > 0"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn defaults_are_embedded() {
+        let c = Config::from_toml_str("").unwrap();
+        assert!(c.kafka.brokers.is_none());
+        assert!(c.ledger.runs_embedded(&c.kafka));
+        let c = Config::from_toml_str("[kafka]\nbrokers = \"k:9092\"\n").unwrap();
+        assert!(!c.ledger.runs_embedded(&c.kafka));
+        let c = Config::from_toml_str("[kafka]\nbrokers = \"k:9092\"\n[ledger]\nembedded = true\n")
+            .unwrap();
+        assert!(c.ledger.runs_embedded(&c.kafka));
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let cases = [
+            ("[kafka]\nqueue_capacity = 0\n", "kafka.queue_capacity"),
+            (
+                "[kafka]\ndlq_topic = \"auction-results\"\n",
+                "kafka.dlq_topic",
+            ),
+            ("[kafka]\nbrokers = \" \"\n", "kafka.brokers"),
+            (
+                "[ledger]\ndatabase_url = \"mysql://x\"\n",
+                "ledger.database_url",
+            ),
+            ("[ledger]\nbatch_max = 0\n", "ledger.batch_max"),
+            ("[ledger]\nbatchmax = 3\n", "batchmax"),
+        ];
+        for (text, key) in cases {
+            let err = Config::from_toml_str(text).unwrap_err().to_string();
+            assert!(err.contains(key), "expected {key} in {err}");
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! Auction-result events: from the auction to Kafka, never on the hot path.
+//!
+//! ```text
+//! auction ──try_send──▶ queue ──▶ producer task ──▶ Kafka `auction-results`
+//!    │ (queue full)                  │ (delivery failed, or spool not empty)
+//!    └──────try_send──▶ spool task ◀─┘──▶ spool file ──replay──▶ Kafka
+//! ```
+//!
+//! The auction hands its event to a bounded queue with `try_send` and goes on
+//! (invariant: the hot path never waits on Kafka). The producer task sends
+//! events keyed by budget account through an idempotent `FutureProducer`.
+//! Events Kafka did not take, and events that found the queue full, go to the
+//! spool task, which appends them to an fsynced file ([`spool`]) and replays
+//! them, oldest first, when Kafka takes them again. While the spool holds
+//! anything, new events go to it too, so a restart or an outage replays the
+//! backlog before newer events. `dropped` counts events that found both
+//! queues full (or the spool file unwritable): it is expected to stay 0.
+//!
+//! With no brokers configured, [`EventSystem`] starts an in-process mock
+//! cluster ([`embedded`]) and, with `[ledger] embedded`, the ledger too: the
+//! same producer, consumer and ledger code as in production.
+
+mod build;
+pub mod config;
+pub mod embedded;
+mod producer;
+pub mod spool;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rtb_proto::events::AuctionResult;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+pub use build::{auction_result, now_ms};
+pub use config::{KafkaConfig, LedgerConfig};
+pub use embedded::EmbeddedKafka;
+pub(crate) use producer::kafka_producer;
+
+use crate::ledger::{Ledger, LedgerError, LedgerStats};
+use producer::SpoolItem;
+
+/// Why the event pipeline could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EventsError {
+    /// The Kafka client could not be created.
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// The spool file could not be opened.
+    #[error("spool {path}: {source}")]
+    Spool {
+        /// The spool file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The embedded mock cluster could not start.
+    #[error("embedded kafka: {0}")]
+    Embedded(String),
+    /// The embedded ledger could not start.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+/// Counters of the event pipeline (read by tests and operators).
+#[derive(Debug, Default)]
+pub struct EventCounters {
+    /// Events Kafka acknowledged on first try.
+    pub produced: AtomicU64,
+    /// Events written to the spool.
+    pub spooled: AtomicU64,
+    /// Spooled events Kafka later acknowledged.
+    pub replayed: AtomicU64,
+    /// Events lost because both queues were full or the spool failed; never expected.
+    pub dropped: AtomicU64,
+    /// Events in the spool file now. Why shared: the producer sends new
+    /// events to the spool while it is not empty, to keep them in order.
+    pub spool_pending: AtomicUsize,
+}
+
+impl EventCounters {
+    fn add(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Reads a counter.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// The hot path's handle: hands events over without ever waiting.
+#[derive(Debug, Clone)]
+pub struct EventSink {
+    queue_tx: mpsc::Sender<AuctionResult>,
+    spool_tx: mpsc::Sender<SpoolItem>,
+    counters: Arc<EventCounters>,
+}
+
+impl EventSink {
+    /// Queues an event for Kafka; a full queue sends it to the spool
+    /// instead. Never blocks, never awaits.
+    pub fn emit(&self, event: AuctionResult) {
+        let event = match self.queue_tx.try_send(event) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Full(e) | mpsc::error::TrySendError::Closed(e)) => e,
+        };
+        if self.spool_tx.try_send(SpoolItem::Event(event)).is_err() {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::error!("auction event dropped: event queue and spool queue are full");
+        }
+    }
+
+    /// The pipeline's counters.
+    pub fn counters(&self) -> &Arc<EventCounters> {
+        &self.counters
+    }
+}
+
+/// The longest a stopping embedded setup waits for its ledger to apply what
+/// was produced: the mock cluster's data is lost with the process.
+const EMBEDDED_CATCH_UP: Duration = Duration::from_secs(5);
+
+/// Waits (bounded) until the embedded ledger has committed every event this
+/// process delivered to the mock cluster (it is the cluster's only producer).
+async fn catch_up(counters: &EventCounters, ledger: &LedgerStats) {
+    let delivered = EventCounters::get(&counters.produced) + EventCounters::get(&counters.replayed);
+    let deadline = tokio::time::Instant::now() + EMBEDDED_CATCH_UP;
+    while ledger.messages.load(Ordering::Relaxed) < delivered {
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(
+                delivered,
+                applied = ledger.messages.load(Ordering::Relaxed),
+                "embedded ledger did not catch up before stopping; the rest is lost with the mock cluster"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The running event pipeline: producer and spool tasks, and in embedded
+/// mode the mock cluster and the ledger.
+#[derive(Debug)]
+pub struct EventSystem {
+    sink: EventSink,
+    bootstrap: String,
+    producer_stop: watch::Sender<bool>,
+    producer_task: JoinHandle<()>,
+    spool_stop: watch::Sender<bool>,
+    spool_task: JoinHandle<()>,
+    ledger: Option<(watch::Sender<bool>, JoinHandle<()>, Arc<LedgerStats>)>,
+    // Dropped last: the tasks above talk to it until they stop.
+    embedded: Option<EmbeddedKafka>,
+}
+
+impl EventSystem {
+    /// Starts the pipeline for `[kafka]` and `[ledger]` (needs a runtime):
+    /// the mock cluster when no brokers are configured, the producer, the
+    /// spool (replaying what a previous run left), and the embedded ledger.
+    pub async fn start(kafka: &KafkaConfig, ledger: &LedgerConfig) -> Result<Self, EventsError> {
+        let embedded = match kafka.brokers {
+            Some(_) => None,
+            None => Some(EmbeddedKafka::start(
+                kafka.embedded_partitions,
+                &[&kafka.topic, &kafka.dlq_topic],
+            )?),
+        };
+        let bootstrap = match (&embedded, &kafka.brokers) {
+            (Some(e), _) => e.bootstrap().to_owned(),
+            (None, Some(b)) => b.clone(),
+            (None, None) => unreachable!("embedded is started when brokers are absent"),
+        };
+        let ledger_task = if ledger.runs_embedded(kafka) {
+            let l = Ledger::connect(&bootstrap, kafka, ledger).await?;
+            let stats = l.stats().clone();
+            let (stop_tx, stop_rx) = watch::channel(false);
+            let task = tokio::spawn(async move {
+                if let Err(e) = l.run(stop_rx).await {
+                    tracing::error!(error = %e, "embedded ledger stopped");
+                }
+            });
+            Some((stop_tx, task, stats))
+        } else {
+            None
+        };
+        let p = producer::start(&bootstrap, kafka)?;
+        Ok(Self {
+            sink: p.sink,
+            bootstrap,
+            producer_stop: p.producer_stop,
+            producer_task: p.producer_task,
+            spool_stop: p.spool_stop,
+            spool_task: p.spool_task,
+            ledger: ledger_task,
+            embedded,
+        })
+    }
+
+    /// A handle for the auctions.
+    pub fn sink(&self) -> EventSink {
+        self.sink.clone()
+    }
+
+    /// The pipeline's counters.
+    pub fn counters(&self) -> &Arc<EventCounters> {
+        &self.sink.counters
+    }
+
+    /// Bootstrap servers in use (the mock cluster's in embedded mode).
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
+    /// The in-process cluster, in embedded mode (tests take brokers down with it).
+    pub fn embedded(&self) -> Option<&EmbeddedKafka> {
+        self.embedded.as_ref()
+    }
+
+    /// The embedded ledger's counters, when it runs in process.
+    pub fn ledger_stats(&self) -> Option<&Arc<LedgerStats>> {
+        self.ledger.as_ref().map(|(_, _, s)| s)
+    }
+
+    /// Flushes: the producer sends what is queued (failures to the spool),
+    /// the spool syncs what it holds; in embedded mode the ledger is given a
+    /// few seconds to apply what the mock cluster holds; then it stops.
+    pub async fn shutdown(self) {
+        let _ = self.producer_stop.send(true);
+        let _ = self.producer_task.await;
+        let _ = self.spool_stop.send(true);
+        let _ = self.spool_task.await;
+        if let (Some((_, _, stats)), Some(_)) = (&self.ledger, &self.embedded) {
+            catch_up(&self.sink.counters, stats).await;
+        }
+        if let Some((stop, task, _)) = self.ledger {
+            let _ = stop.send(true);
+            let _ = task.await;
+        }
+        drop(self.embedded);
+    }
+}

@@ -1,0 +1,289 @@
+//! The ledger's database: PostgreSQL or SQLite through sqlx, the same SQL
+//! for both (`$n` placeholders and `ON CONFLICT` work in each).
+//!
+//! One transaction per batch holds the debits, the spend per account and day,
+//! and the consumer's next offsets. Inside it, messages below the stored
+//! offset are skipped (another ledger, or this one before a crash, already
+//! applied them) and a debit that already exists is not applied again; both
+//! guards together give each debit exactly one effect.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::Row;
+
+use super::LedgerError;
+use crate::events::LedgerConfig;
+
+/// One debit, from one imp's winner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Debit {
+    /// Auction (`BidRequest.id`).
+    pub auction_id: String,
+    /// Imp id.
+    pub imp_id: String,
+    /// Budget account charged.
+    pub account: String,
+    /// Winning seat.
+    pub seat: String,
+    /// Campaign id, if the bid named one.
+    pub cid: Option<String>,
+    /// Clearing price in micros.
+    pub amount_micros: i64,
+    /// Currency of the amount.
+    pub currency: String,
+    /// Event time, ms since epoch.
+    pub event_ts: i64,
+}
+
+/// One consumed message, decoded (or not: then it has no debits).
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Kafka partition.
+    pub partition: i32,
+    /// Offset within the partition.
+    pub offset: i64,
+    /// Its debits (none for no-winner events and dead letters).
+    pub debits: Vec<Debit>,
+}
+
+/// What one batch changed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// Debits inserted.
+    pub debits: u64,
+    /// Debits that already existed (duplicate events).
+    pub duplicates: u64,
+    /// Messages below the stored offset (already applied).
+    pub skipped: u64,
+}
+
+/// The database.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// PostgreSQL (`ledger.database_url`).
+    Postgres(PgPool),
+    /// SQLite (`ledger.sqlite_path`).
+    Sqlite(SqlitePool),
+}
+
+/// Runs the same body against either pool; sqlx's query builders are
+/// generic, so one text serves both backends.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            Store::Postgres($pool) => $body,
+            Store::Sqlite($pool) => $body,
+        }
+    };
+}
+
+const SELECT_OFFSET: &str =
+    r#"SELECT next_offset FROM ledger_offsets WHERE topic = $1 AND "partition" = $2"#;
+const UPSERT_OFFSET: &str = r#"INSERT INTO ledger_offsets (topic, "partition", next_offset) VALUES ($1, $2, $3)
+    ON CONFLICT (topic, "partition") DO UPDATE SET next_offset = excluded.next_offset"#;
+const INSERT_DEBIT: &str = "INSERT INTO debits
+    (auction_id, imp_id, account, seat, cid, amount_micros, currency, event_ts)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (auction_id, imp_id) DO NOTHING";
+const UPSERT_SPEND: &str = "INSERT INTO account_spend (account, day, spent_micros) VALUES ($1, $2, $3)
+    ON CONFLICT (account, day) DO UPDATE SET spent_micros = account_spend.spent_micros + excluded.spent_micros";
+
+impl Store {
+    /// Connects (PostgreSQL when `database_url` is set, else SQLite, creating
+    /// the file) and runs the ledger's migrations.
+    pub async fn open(cfg: &LedgerConfig) -> Result<Store, LedgerError> {
+        let store = match &cfg.database_url {
+            Some(url) => Store::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(4)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(url)
+                    .await?,
+            ),
+            None => {
+                if let Some(dir) = cfg
+                    .sqlite_path
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        LedgerError::Config(format!("ledger.sqlite_path: {}: {e}", dir.display()))
+                    })?;
+                }
+                let options = SqliteConnectOptions::from_str("sqlite:")?
+                    .filename(&cfg.sqlite_path)
+                    .create_if_missing(true)
+                    // WAL: readers (reports, tests) do not block the writer.
+                    // Its default `synchronous = NORMAL` may lose the last
+                    // commits on power loss, but offsets roll back with their
+                    // debits, so they are consumed again: nothing is lost.
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .busy_timeout(Duration::from_secs(10));
+                Store::Sqlite(
+                    SqlitePoolOptions::new()
+                        .max_connections(4)
+                        .connect_with(options)
+                        .await?,
+                )
+            }
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), LedgerError> {
+        // Other components may keep their own migrations in the same
+        // database: versions the ledger does not know are not an error.
+        match self {
+            Store::Postgres(pool) => {
+                let mut m = sqlx::migrate!("migrations/ledger-postgres");
+                m.set_ignore_missing(true);
+                m.run(pool).await?;
+            }
+            Store::Sqlite(pool) => {
+                let mut m = sqlx::migrate!("migrations/ledger-sqlite");
+                m.set_ignore_missing(true);
+                m.run(pool).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The stored next offset of every partition of `topic`.
+    pub async fn offsets(&self, topic: &str) -> Result<HashMap<i32, i64>, LedgerError> {
+        let sql = r#"SELECT "partition", next_offset FROM ledger_offsets WHERE topic = $1"#;
+        on_pool!(self, pool => {
+            let rows = sqlx::query(sql).bind(topic).fetch_all(pool).await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get::<i32, _>(0)?, r.try_get::<i64, _>(1)?)))
+                .collect()
+        })
+    }
+
+    /// Applies a batch of consumed messages of `topic` in one transaction:
+    /// debits, spend, and the next offsets.
+    pub async fn apply(&self, topic: &str, entries: &[Entry]) -> Result<Applied, LedgerError> {
+        let mut applied = Applied::default();
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            // Stored positions, read inside the transaction that moves them.
+            let mut next: HashMap<i32, i64> = HashMap::new();
+            for e in entries {
+                if next.contains_key(&e.partition) {
+                    continue;
+                }
+                let row = sqlx::query(SELECT_OFFSET)
+                    .bind(topic)
+                    .bind(e.partition)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let stored = match row {
+                    Some(r) => r.try_get::<i64, _>(0)?,
+                    None => 0,
+                };
+                next.insert(e.partition, stored);
+            }
+            for e in entries {
+                let stored = next[&e.partition];
+                if e.offset < stored {
+                    applied.skipped += 1;
+                    continue;
+                }
+                for d in &e.debits {
+                    let inserted = sqlx::query(INSERT_DEBIT)
+                        .bind(&d.auction_id)
+                        .bind(&d.imp_id)
+                        .bind(&d.account)
+                        .bind(&d.seat)
+                        .bind(&d.cid)
+                        .bind(d.amount_micros)
+                        .bind(&d.currency)
+                        .bind(d.event_ts)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    if inserted == 0 {
+                        applied.duplicates += 1;
+                        continue;
+                    }
+                    applied.debits += 1;
+                    sqlx::query(UPSERT_SPEND)
+                        .bind(&d.account)
+                        .bind(utc_day(d.event_ts))
+                        .bind(d.amount_micros)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                next.insert(e.partition, e.offset + 1);
+            }
+            for (partition, next_offset) in &next {
+                sqlx::query(UPSERT_OFFSET)
+                    .bind(topic)
+                    .bind(*partition)
+                    .bind(*next_offset)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(applied)
+    }
+
+    /// Number of debits and their sum in micros.
+    pub async fn debit_totals(&self) -> Result<(i64, i64), LedgerError> {
+        // PostgreSQL's SUM(bigint) is NUMERIC: the CAST makes it BIGINT in
+        // both backends, so one Rust type reads it.
+        let sql = "SELECT COUNT(*), CAST(COALESCE(SUM(amount_micros), 0) AS BIGINT) FROM debits";
+        on_pool!(self, pool => {
+            let row = sqlx::query(sql).fetch_one(pool).await?;
+            Ok((row.try_get::<i64, _>(0)?, row.try_get::<i64, _>(1)?))
+        })
+    }
+
+    /// Total spend in micros recorded in `account_spend`.
+    pub async fn spend_total(&self) -> Result<i64, LedgerError> {
+        let sql = "SELECT CAST(COALESCE(SUM(spent_micros), 0) AS BIGINT) FROM account_spend";
+        on_pool!(self, pool => {
+            let row = sqlx::query(sql).fetch_one(pool).await?;
+            Ok(row.try_get::<i64, _>(0)?)
+        })
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await)
+    }
+}
+
+/// `YYYY-MM-DD` of a ms-since-epoch timestamp, in UTC (days from civil
+/// calendar arithmetic, so no time-zone database is needed).
+pub fn utc_day(ts_ms: i64) -> String {
+    let days = ts_ms.div_euclid(86_400_000);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc_day;
+
+    #[test]
+    fn utc_days() {
+        assert_eq!(utc_day(0), "1970-01-01");
+        assert_eq!(utc_day(951_782_400_000), "2000-02-29");
+        assert_eq!(utc_day(1_795_000_000_000 - 1), "2026-11-18");
+        assert_eq!(utc_day(-1), "1969-12-31");
+    }
+}

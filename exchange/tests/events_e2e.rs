@@ -1,0 +1,125 @@
+//! End to end: simulated bidders, a live exchange with embedded Kafka (mock
+//! cluster) and the embedded ledger on SQLite. What publishers were charged
+//! in their responses is what the ledger debited.
+
+mod common;
+
+use rtb_exchange::events::LedgerConfig;
+use rtb_exchange::ledger::Store;
+use rtb_proto::Micros;
+
+/// Two bidders and an exchange with embedded Kafka and ledger (SQLite in `dir`).
+async fn setup(
+    dir: &std::path::Path,
+) -> (
+    rtb_bidder::BidderHandle,
+    rtb_bidder::BidderHandle,
+    rtb_exchange::server::RunningExchange,
+    LedgerConfig,
+) {
+    let alpha = common::bidder("alpha", 3.0, |c| c.price_spread = 0.5).await;
+    let beta = common::bidder("beta", 2.5, |c| {
+        c.price_spread = 0.5;
+        c.bid_rate = 0.7;
+    })
+    .await;
+    let ledger_cfg = LedgerConfig {
+        sqlite_path: dir.join("ledger.sqlite"),
+        batch_ms: 20,
+        ..Default::default()
+    };
+    let spool_path = dir.join("events.spool");
+    let ledger_for_exchange = ledger_cfg.clone();
+    let ex = common::exchange(&[("alpha", &alpha), ("beta", &beta)], move |c| {
+        c.kafka.enabled = true;
+        c.kafka.brokers = None;
+        c.kafka.spool_path = spool_path;
+        c.ledger = ledger_for_exchange;
+    })
+    .await;
+    assert!(ex.events().unwrap().embedded().is_some());
+    (alpha, beta, ex, ledger_cfg)
+}
+
+/// Runs `n` one-imp auctions, 10 at a time; returns (wins, micros charged).
+async fn auctions(ex: &rtb_exchange::server::RunningExchange, n: usize) -> (i64, i64) {
+    let client = common::client(true);
+    let mut charged = 0i64;
+    let mut wins = 0i64;
+    for chunk in 0..n / 10 {
+        let calls = (0..10).map(|i| {
+            let body =
+                serde_json::to_vec(&common::request(&format!("a-{chunk}-{i}"), 0.5, 200)).unwrap();
+            common::post_raw(&client, ex, body, &[])
+        });
+        for answer in futures_util::future::join_all(calls).await {
+            if answer.status != http::StatusCode::OK {
+                assert_eq!(answer.status, http::StatusCode::NO_CONTENT);
+                continue;
+            }
+            for (_, bid) in common::winners(&answer.json()) {
+                let price = Micros::from_decimal(bid["price"].as_f64().unwrap()).unwrap();
+                charged += price.0;
+                wins += 1;
+            }
+        }
+    }
+    (wins, charged)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ledger_debits_equal_clearing_prices_in_responses() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_alpha, _beta, ex, ledger_cfg) = setup(dir.path()).await;
+    let (wins, charged) = auctions(&ex, 300).await;
+    assert!(wins > 200, "only {wins} wins in 300 auctions");
+    let store = Store::open(&ledger_cfg).await.unwrap();
+    // While serving: the ledger converges on what publishers were charged.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while store.debit_totals().await.unwrap().0 < wins && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(store.debit_totals().await.unwrap(), (wins, charged));
+    store.close().await;
+    let counters = ex.events().unwrap().counters().clone();
+    // Shutdown drains, flushes the producer and lets the embedded ledger
+    // catch up (bounded); nothing is applied twice by stopping.
+    ex.shutdown().await;
+    assert_eq!(
+        counters.dropped.load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    let store = Store::open(&ledger_cfg).await.unwrap();
+    assert_eq!(store.debit_totals().await.unwrap(), (wins, charged));
+    assert_eq!(store.spend_total().await.unwrap(), charged);
+    store.close().await;
+}
+
+/// Stopping right after the last auction: the embedded ledger catches up
+/// before the mock cluster (and its data) goes away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_the_embedded_ledger_catch_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_alpha, _beta, ex, ledger_cfg) = setup(dir.path()).await;
+    let (wins, charged) = auctions(&ex, 100).await;
+    assert!(wins > 50, "only {wins} wins in 100 auctions");
+    ex.shutdown().await;
+    let store = Store::open(&ledger_cfg).await.unwrap();
+    assert_eq!(store.debit_totals().await.unwrap(), (wins, charged));
+    store.close().await;
+}
+
+/// `exchange ledger` needs real brokers: without them it exits 64 naming the key.
+#[test]
+fn ledger_command_without_brokers_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.toml");
+    std::fs::write(&path, "[ledger]\nbatch_max = 10\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_exchange"))
+        .args(["ledger", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("kafka.brokers"));
+}

@@ -1,0 +1,195 @@
+//! Helpers for the event and ledger tests: a mock Kafka cluster, temp
+//! SQLite files or fresh PostgreSQL databases, synthetic events, and a
+//! bounded wait on the ledger's database.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use rtb_exchange::events::{EmbeddedKafka, KafkaConfig, LedgerConfig};
+use rtb_exchange::ledger::Store;
+use rtb_proto::events::{
+    account_key, AuctionResult, ImpResult, Winner, AUCTION_RESULT_SCHEMA_VERSION,
+};
+use rtb_proto::Micros;
+
+/// Where the ledger keeps its data in a test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Admin URL of the test PostgreSQL (trust auth), per the project's test setup.
+const PG_ADMIN_URLS: [&str; 2] = [
+    "postgres://postgres@127.0.0.1:5432/test",
+    "postgres://root@127.0.0.1:5432/test",
+];
+
+/// A mock cluster, a temp dir, and configs pointing at them.
+pub struct Harness {
+    pub kafka_cluster: EmbeddedKafka,
+    pub kafka: KafkaConfig,
+    pub ledger: LedgerConfig,
+    pub dir: tempfile::TempDir,
+    pg: Option<(String, String)>,
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}_{}_{}_{nanos}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl Harness {
+    /// Starts a mock cluster and, for PostgreSQL, creates a fresh database.
+    /// Returns `None` (after saying so) when PostgreSQL is unreachable and
+    /// `CI` is not `true`; under `CI=true` that is a failure.
+    pub async fn start(backend: Backend) -> Option<Harness> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut kafka = KafkaConfig {
+            spool_path: dir.path().join("events.spool"),
+            // Short, so an outage spools quickly in tests.
+            delivery_timeout_ms: 1_500,
+            replay_interval_ms: 200,
+            ..KafkaConfig::default()
+        };
+        let kafka_cluster = EmbeddedKafka::start(4, &[&kafka.topic, &kafka.dlq_topic]).unwrap();
+        kafka.brokers = Some(kafka_cluster.bootstrap().to_owned());
+        let mut ledger = LedgerConfig {
+            embedded: Some(false),
+            sqlite_path: dir.path().join("ledger.sqlite"),
+            group_id: unique("ledger"),
+            batch_max: 100,
+            batch_ms: 20,
+            ..LedgerConfig::default()
+        };
+        let mut pg = None;
+        if backend == Backend::Postgres {
+            let (admin, url) = create_pg_database().await?;
+            ledger.database_url = Some(url.clone());
+            pg = Some((admin, url));
+        }
+        Some(Harness {
+            kafka_cluster,
+            kafka,
+            ledger,
+            dir,
+            pg,
+        })
+    }
+
+    pub fn bootstrap(&self) -> String {
+        self.kafka_cluster.bootstrap().to_owned()
+    }
+
+    pub async fn store(&self) -> Store {
+        Store::open(&self.ledger).await.unwrap()
+    }
+
+    /// Drops the PostgreSQL database, if any.
+    pub async fn cleanup(self) {
+        if let Some((admin, url)) = &self.pg {
+            let name = url.rsplit('/').next().unwrap().to_owned();
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .connect(admin)
+                .await
+                .unwrap();
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }
+    }
+}
+
+async fn create_pg_database() -> Option<(String, String)> {
+    let mut last_err = String::new();
+    for admin in PG_ADMIN_URLS {
+        let pool = match sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(3))
+            .connect(admin)
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                last_err = e.to_string();
+                continue;
+            }
+        };
+        let name = unique("ledger_test");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+        return Some((admin.to_owned(), url));
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("PostgreSQL at 127.0.0.1:5432 is required under CI=true: {last_err}");
+    }
+    eprintln!("SKIPPED: PostgreSQL at 127.0.0.1:5432 unreachable ({last_err}); set CI=true to fail instead");
+    None
+}
+
+/// A one-imp event won by `seat` (campaign `c{n % 5}`) at a price derived from `n`.
+pub fn event(n: u32) -> AuctionResult {
+    let seat = ["alpha", "beta", "gamma"][(n % 3) as usize];
+    let cid = format!("c{}", n % 5);
+    let clearing = Micros(10_000 + i64::from(n % 997) * 1_001);
+    AuctionResult {
+        schema_version: AUCTION_RESULT_SCHEMA_VERSION,
+        auction_id: format!("auction-{n}"),
+        ts_ms: 1_795_000_000_000 + i64::from(n),
+        publisher_id: Some("pub-1".into()),
+        site_id: Some("site-1".into()),
+        app_id: None,
+        currency: "USD".into(),
+        account: Some(account_key(seat, Some(&cid))),
+        imps: vec![ImpResult {
+            imp_id: "1".into(),
+            winner: Some(Winner {
+                seat: seat.into(),
+                account: account_key(seat, Some(&cid)),
+                cid: Some(cid),
+                crid: Some("cr".into()),
+                bid_micros: Micros(clearing.0 + 500_000),
+                clearing_micros: clearing,
+            }),
+            bids: vec![],
+        }],
+        bidders: vec![],
+    }
+}
+
+/// Sum of the clearing prices of events `range`.
+pub fn clearing_sum(range: std::ops::Range<u32>) -> i64 {
+    range
+        .map(|n| event(n).imps[0].winner.as_ref().unwrap().clearing_micros.0)
+        .sum()
+}
+
+/// Waits (up to `secs`) until the ledger holds `count` debits; returns (count, sum).
+pub async fn wait_for_debits(store: &Store, count: i64, secs: u64) -> (i64, i64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let totals = store.debit_totals().await.unwrap();
+        if totals.0 >= count || tokio::time::Instant::now() > deadline {
+            return totals;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

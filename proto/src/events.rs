@@ -1,0 +1,222 @@
+//! Events the exchange publishes about auctions (topic `auction-results`).
+//!
+//! The schema is versioned ([`AuctionResult::schema_version`]) and evolves by
+//! addition only: new fields are optional, new enum values are read as
+//! `Unknown` by older readers, and unknown fields are ignored (no
+//! `deny_unknown_fields` here, on purpose). That is what lets a ledger built
+//! against version N keep reading the events of an exchange at version N+1.
+//!
+//! Money is integer micros in JSON too (`*_micros` fields), never decimal, so a
+//! debit is exactly the clearing price the auction computed. No I/O and no
+//! clock: the caller supplies the timestamp.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Micros;
+
+/// The schema version this crate writes.
+pub const AUCTION_RESULT_SCHEMA_VERSION: u32 = 1;
+
+/// Why an event could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    /// Not JSON, or not shaped like an `AuctionResult`.
+    #[error("invalid auction-result event: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The JSON is well formed but breaks a rule of the schema.
+    #[error("invalid auction-result event: {0}")]
+    Invalid(String),
+}
+
+/// One auction's result: what the ledger debits and what analytics read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuctionResult {
+    /// Schema version of the writer ([`AUCTION_RESULT_SCHEMA_VERSION`] today).
+    pub schema_version: u32,
+    /// `BidRequest.id`.
+    pub auction_id: String,
+    /// When the auction settled, in milliseconds since the Unix epoch (UTC).
+    pub ts_ms: i64,
+    /// `site.publisher.id` or `app.publisher.id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publisher_id: Option<String>,
+    /// `site.id`, when the request came from a site.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site_id: Option<String>,
+    /// `app.id`, when the request came from an app.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
+    /// The auction currency (`cur[0]`); every amount in the event is in it.
+    pub currency: String,
+    /// The budget account the event is keyed by in Kafka: the first winner's
+    /// account, or `None` when nothing won.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// One entry per impression of the request, in request order.
+    pub imps: Vec<ImpResult>,
+    /// One entry per bidder called.
+    #[serde(default)]
+    pub bidders: Vec<BidderResult>,
+}
+
+/// The result of one impression.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImpResult {
+    /// `Imp.id`.
+    pub imp_id: String,
+    /// The winning bid, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub winner: Option<Winner>,
+    /// Every bid made for this impression, with its loss reason.
+    #[serde(default)]
+    pub bids: Vec<BidResult>,
+}
+
+/// The winning bid of an impression: what the ledger debits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Winner {
+    /// The winning seat (bidder name).
+    pub seat: String,
+    /// `Bid.cid`, the campaign.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cid: Option<String>,
+    /// `Bid.crid`, the creative.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crid: Option<String>,
+    /// The budget account debited: see [`account_key`].
+    pub account: String,
+    /// The price bid, in micros.
+    #[serde(with = "micros_int")]
+    pub bid_micros: Micros,
+    /// The price paid (clearing price), in micros.
+    #[serde(with = "micros_int")]
+    pub clearing_micros: Micros,
+}
+
+/// One bid for an impression and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BidResult {
+    /// The bidding seat.
+    pub seat: String,
+    /// The price bid, in micros.
+    #[serde(with = "micros_int")]
+    pub price_micros: Micros,
+    /// OpenRTB loss reason (0 = won).
+    pub loss_reason: u16,
+}
+
+/// What one bidder did in the auction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BidderResult {
+    /// Seat (bidder name).
+    pub seat: String,
+    /// The outcome of the call.
+    pub status: BidderCallStatus,
+    /// Response time in milliseconds (the deadline for timeouts).
+    pub latency_ms: u64,
+    /// Seat-non-bid code for calls that produced no usable answer
+    /// (101 timeout, 3 invalid, 1 error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonbid_code: Option<u16>,
+}
+
+/// The outcome of one bidder call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BidderCallStatus {
+    /// A valid answer with bids.
+    Bids,
+    /// 204 or no bids.
+    NoBid,
+    /// No answer before the deadline.
+    Timeout,
+    /// An answer that was not a valid BidResponse.
+    Invalid,
+    /// The call failed (connection refused, reset).
+    Error,
+    /// Not called: circuit open, or its concurrency or QPS limit reached.
+    NotCalled,
+    /// A status added by a newer schema version; old readers see this.
+    #[serde(other)]
+    Unknown,
+}
+
+/// The budget account a win is charged to: `seat/cid` when the bid names a
+/// campaign, else the seat. Also the Kafka key, so one account's events stay
+/// in one partition, in order.
+pub fn account_key(seat: &str, cid: Option<&str>) -> String {
+    match cid {
+        Some(cid) if !cid.is_empty() => format!("{seat}/{cid}"),
+        _ => seat.to_owned(),
+    }
+}
+
+impl AuctionResult {
+    /// Encodes the event as JSON.
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serializing plain structs with string keys cannot fail.
+        serde_json::to_vec(self).expect("AuctionResult serializes")
+    }
+
+    /// Decodes and checks an event of any schema version >= 1.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, EventError> {
+        let event: AuctionResult = serde_json::from_slice(bytes)?;
+        event.check()?;
+        Ok(event)
+    }
+
+    /// The rules a reader relies on: a version, an id, winners with an
+    /// account and amounts that are not negative nor above the bid.
+    pub fn check(&self) -> Result<(), EventError> {
+        if self.schema_version == 0 {
+            return Err(EventError::Invalid("schema_version: must be >= 1".into()));
+        }
+        if self.auction_id.is_empty() {
+            return Err(EventError::Invalid("auction_id: must not be empty".into()));
+        }
+        for (i, imp) in self.imps.iter().enumerate() {
+            let Some(w) = &imp.winner else { continue };
+            let at = |field: &str| format!("imps[{i}].winner.{field}");
+            if w.account.is_empty() || w.seat.is_empty() {
+                return Err(EventError::Invalid(format!(
+                    "{}: seat and account must not be empty",
+                    at("account")
+                )));
+            }
+            if w.clearing_micros.0 < 0 || w.clearing_micros > w.bid_micros {
+                return Err(EventError::Invalid(format!(
+                    "{}: {} is negative or above the bid {}",
+                    at("clearing_micros"),
+                    w.clearing_micros.0,
+                    w.bid_micros.0
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The Kafka key: the budget account, or the auction id when nothing won
+    /// (those events carry no money, so any partition will do).
+    pub fn key(&self) -> &str {
+        self.account.as_deref().unwrap_or(&self.auction_id)
+    }
+}
+
+/// Serde for [`Micros`] as a plain integer number of micros.
+mod micros_int {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::Micros;
+
+    pub(super) fn serialize<S: Serializer>(m: &Micros, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(m.0)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Micros, D::Error> {
+        i64::deserialize(d).map(Micros)
+    }
+}
+
+#[cfg(test)]
+#[path = "events_tests.rs"]
+mod tests;
