@@ -194,7 +194,8 @@ fn the_shipped_configs_are_valid() {
 /// the signal is answered (200/204, body complete), including those still
 /// waiting on their bidder; requests sent after it are answered or refused
 /// without an answer (the listener is closed), never answered with an error;
-/// the process exits 0.
+/// the process exits 0, and no auction-result event is lost: the embedded
+/// ledger's debits add up to the clearing prices the publisher was given.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_answers_every_accepted_request() {
     let a = bidder("alpha", 3.0, |c| {
@@ -207,7 +208,6 @@ async fn sigterm_under_load_answers_every_accepted_request() {
     let mut b = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new());
     b.pool_max_idle_per_host(0);
     let c = b.build_http::<http_body_util::Full<bytes::Bytes>>();
-    let body = bytes::Bytes::from(serde_json::to_vec(&request("drain", 0.5, 300)).unwrap());
     let mut tasks = Vec::new();
     let start = std::time::Instant::now();
     let mut pid_term = Some(child.id());
@@ -224,7 +224,10 @@ async fn sigterm_under_load_answers_every_accepted_request() {
                 .unwrap()
                 .success());
         }
-        let (c, body, url) = (c.clone(), body.clone(), url.clone());
+        // Unique auction ids: the ledger keys debits by (auction id, imp id).
+        let body = serde_json::to_vec(&request(&format!("drain-{i}"), 0.5, 300)).unwrap();
+        let body = bytes::Bytes::from(body);
+        let (c, url) = (c.clone(), url.clone());
         tasks.push(tokio::spawn(async move {
             let req = http::Request::post(format!("{url}/openrtb2/auction"))
                 .body(http_body_util::Full::new(body))
@@ -233,10 +236,25 @@ async fn sigterm_under_load_answers_every_accepted_request() {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     // The body must arrive whole too.
-                    http_body_util::BodyExt::collect(resp.into_body())
+                    let body = http_body_util::BodyExt::collect(resp.into_body())
                         .await
-                        .map(|_| status)
-                        .map_err(|e| e.to_string())
+                        .map_err(|e| e.to_string())?
+                        .to_bytes();
+                    let charged: i64 = if status == 200 {
+                        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                        winners(&v)
+                            .iter()
+                            .map(|(_, b)| {
+                                rtb_proto::Micros::from_decimal(b["price"].as_f64().unwrap())
+                                    .unwrap()
+                                    .0
+                            })
+                            .sum()
+                    } else {
+                        0
+                    };
+                    CHARGED.fetch_add(charged, std::sync::atomic::Ordering::Relaxed);
+                    Ok(status)
                 }
                 // Refused: no connection, or a connection the closing
                 // listener reset before any answer was written.
@@ -268,7 +286,25 @@ async fn sigterm_under_load_answers_every_accepted_request() {
         .await
         .unwrap();
     assert!(status.success(), "exit status {status:?}");
+    // The process is gone; its embedded ledger (SQLite under the config's
+    // directory) must hold a debit for every win the publisher was told of.
+    let charged = CHARGED.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(charged > 0);
+    let ledger = path.parent().unwrap().join("data/ledger.sqlite");
+    let url = format!("sqlite://{}", ledger.display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let debited: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(amount_micros), 0) FROM debits")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        debited, charged,
+        "ledger debits vs clearing prices answered"
+    );
 }
+
+/// Micros charged in the answers of the SIGTERM test (one test uses it).
+static CHARGED: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
 
 /// A starved exchange sheds: the process is stopped (SIGSTOP) for 150 ms at a
 /// time, as a CPU-starved one would be; its scheduling-lag probe notices and
