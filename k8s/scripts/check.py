@@ -312,11 +312,28 @@ def livemetrics(binary, config):
     import time
     import urllib.request
 
+    import os
+    import re
+    import tempfile
+
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    proc = subprocess.Popen([binary, "serve", "--config", config, "--listen", f"127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # The cluster's config names services that do not exist here (the admin
+    # port on every interface, Strimzi's brokers): run a copy without them, so
+    # the exchange uses its embedded Kafka and ledger, in a scratch directory.
+    work = tempfile.mkdtemp(prefix="livemetrics-")
+    text_cfg = open(config).read()
+    text_cfg = re.sub(r'(?m)^admin_listen\s*=.*$', '', text_cfg)
+    text_cfg = re.sub(r'(?m)^brokers\s*=.*$', '', text_cfg)
+    text_cfg = re.sub(r'(?m)^spool_path\s*=.*$', '', text_cfg)
+    text_cfg = re.sub(r'(?m)^embedded\s*=.*$', '', text_cfg)
+    local_cfg = os.path.join(work, "exchange.toml")
+    with open(local_cfg, "w") as f:
+        f.write(text_cfg)
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "LEDGER_DATABASE_URL")}
+    proc = subprocess.Popen([os.path.abspath(binary), "serve", "--config", local_cfg, "--listen", f"127.0.0.1:{port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=work, env=env)
     text = None
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
     try:

@@ -32,6 +32,10 @@ pub const ENV_ADMIN_TOKEN: &str = "EXCHANGE_ADMIN_TOKEN";
 /// Environment variable that overrides `database_url`.
 pub const ENV_DATABASE_URL: &str = "DATABASE_URL";
 
+/// Environment variable that overrides `ledger.database_url` (it carries
+/// credentials, so deployments set it from a Secret, not the config file).
+pub const ENV_LEDGER_DATABASE_URL: &str = "LEDGER_DATABASE_URL";
+
 /// SQLite file used when the admin API is on and no database is configured.
 pub const DEFAULT_SQLITE_PATH: &str = "exchange.db";
 
@@ -251,6 +255,11 @@ impl Config {
         if let Ok(u) = std::env::var(ENV_DATABASE_URL) {
             if !u.is_empty() {
                 self.database_url = Some(u);
+            }
+        }
+        if let Ok(u) = std::env::var(ENV_LEDGER_DATABASE_URL) {
+            if !u.is_empty() {
+                self.ledger.database_url = Some(u);
             }
         }
         self.validate()?;

@@ -13,13 +13,18 @@ use crate::config::{Config, EXIT_CONFIG};
 
 /// Runs the ledger until a signal; returns the process exit code.
 pub fn main(path: &Path) -> ExitCode {
-    let cfg = match Config::load(path) {
+    let mut cfg = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::from(EXIT_CONFIG as u8);
         }
     };
+    // LEDGER_DATABASE_URL (and the other documented overrides) apply here too.
+    if let Err(e) = cfg.apply_env() {
+        eprintln!("{e}");
+        return ExitCode::from(EXIT_CONFIG as u8);
+    }
     let Some(brokers) = cfg.kafka.brokers.clone() else {
         eprintln!(
             "config: kafka.brokers: required by `exchange ledger` \
