@@ -2,6 +2,7 @@
 //!
 //! Lives in the library so `main.rs` only dispatches. SIGTERM/SIGINT stop it
 //! after the batch in progress commits; a bad config exits with code 64.
+//! `DATABASE_URL` sets `[ledger] database_url` when the file has none.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -10,16 +11,22 @@ use tokio::sync::watch;
 
 use super::Ledger;
 use crate::config::{Config, EXIT_CONFIG};
+use crate::events::config::ENV_DATABASE_URL;
 
 /// Runs the ledger until a signal; returns the process exit code.
 pub fn main(path: &Path) -> ExitCode {
-    let cfg = match Config::load(path) {
+    let mut cfg = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::from(EXIT_CONFIG as u8);
         }
     };
+    let env_url = std::env::var(ENV_DATABASE_URL).ok();
+    if let Err(e) = cfg.ledger.apply_env_database_url(env_url) {
+        eprintln!("{e}");
+        return ExitCode::from(EXIT_CONFIG as u8);
+    }
     let Some(brokers) = cfg.kafka.brokers.clone() else {
         eprintln!(
             "config: kafka.brokers: required by `exchange ledger` \
