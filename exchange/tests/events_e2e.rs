@@ -123,3 +123,83 @@ fn ledger_command_without_brokers_names_the_key() {
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("kafka.brokers"));
 }
+
+/// `exchange ledger` as its own process against a Kafka it reaches over TCP
+/// (the mock cluster of this test): it applies the events, and SIGTERM stops it
+/// with exit 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ledger_command_applies_events_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster =
+        rtb_exchange::events::EmbeddedKafka::start(2, &["auction-results", "auction-results-dlq"])
+            .unwrap();
+    let path = dir.path().join("ledger.toml");
+    let db = dir.path().join("ledger.sqlite");
+    std::fs::write(
+        &path,
+        format!(
+            "[kafka]\nbrokers = \"{}\"\nspool_path = \"{}\"\n[ledger]\nsqlite_path = \"{}\"\nbatch_ms = 20\n",
+            cluster.bootstrap(),
+            dir.path().join("events.spool").display(),
+            db.display()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_exchange"))
+        .args(["ledger", "--config"])
+        .arg(&path)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let cfg = rtb_exchange::Config::load(&path).unwrap();
+    let events = rtb_exchange::events::EventSystem::start(&cfg.kafka, &cfg.ledger)
+        .await
+        .unwrap();
+    let mut expected = 0;
+    for n in 0..200u32 {
+        let mut e = rtb_proto::events::AuctionResult {
+            schema_version: 1,
+            auction_id: format!("p-{n}"),
+            ts_ms: 1_795_000_000_000,
+            publisher_id: None,
+            site_id: None,
+            app_id: None,
+            currency: "USD".into(),
+            account: Some("alpha".into()),
+            imps: vec![],
+            bidders: vec![],
+        };
+        let price = Micros(10_000 + i64::from(n));
+        expected += price.0;
+        e.imps.push(rtb_proto::events::ImpResult {
+            imp_id: "1".into(),
+            winner: Some(rtb_proto::events::Winner {
+                seat: "alpha".into(),
+                cid: None,
+                crid: None,
+                account: "alpha".into(),
+                bid_micros: price,
+                clearing_micros: price,
+            }),
+            bids: vec![],
+        });
+        events.sink().emit(e);
+    }
+    let store = Store::open(&cfg.ledger).await.unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while store.debit_totals().await.unwrap().0 < 200 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(store.debit_totals().await.unwrap(), (200, expected));
+    store.close().await;
+    events.shutdown().await;
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+}

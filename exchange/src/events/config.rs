@@ -10,6 +10,11 @@ use serde::Deserialize;
 
 use crate::config::ConfigError;
 
+/// Environment variable that sets `ledger.database_url` when the file has
+/// none: in Kubernetes the URL carries a password from a Secret, which does
+/// not belong in a config file.
+pub const ENV_DATABASE_URL: &str = "DATABASE_URL";
+
 /// `[kafka]`: where auction-result events go.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -88,6 +93,18 @@ impl Default for LedgerConfig {
 }
 
 impl LedgerConfig {
+    /// Fills `database_url` from `value` (the [`ENV_DATABASE_URL`] variable)
+    /// when the file sets none; the file wins. Checked like the file's value.
+    pub fn apply_env_database_url(&mut self, value: Option<String>) -> Result<(), ConfigError> {
+        if self.database_url.is_none() {
+            if let Some(url) = value.filter(|u| !u.is_empty()) {
+                check_database_url(ENV_DATABASE_URL, &url)?;
+                self.database_url = Some(url);
+            }
+        }
+        Ok(())
+    }
+
     /// Whether `exchange serve` runs the ledger in process.
     pub fn runs_embedded(&self, kafka: &KafkaConfig) -> bool {
         kafka.enabled && self.embedded.unwrap_or(kafka.brokers.is_none())
@@ -99,6 +116,16 @@ fn invalid(key: &str, message: &str) -> ConfigError {
         key: key.into(),
         message: message.into(),
     }
+}
+
+fn check_database_url(key: &str, url: &str) -> Result<(), ConfigError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(());
+    }
+    Err(invalid(
+        key,
+        "must be a postgres:// URL (leave it out for SQLite)",
+    ))
 }
 
 /// Checks both sections; errors name the key.
@@ -135,12 +162,7 @@ pub fn validate(kafka: &KafkaConfig, ledger: &LedgerConfig) -> Result<(), Config
         return Err(invalid("kafka.embedded_partitions", "must be >= 1"));
     }
     if let Some(url) = &ledger.database_url {
-        if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
-            return Err(invalid(
-                "ledger.database_url",
-                "must be a postgres:// URL (leave it out for SQLite)",
-            ));
-        }
+        check_database_url("ledger.database_url", url)?;
     }
     if ledger.group_id.is_empty() {
         return Err(invalid("ledger.group_id", "must not be empty"));
@@ -168,6 +190,22 @@ mod tests {
         let c = Config::from_toml_str("[kafka]\nbrokers = \"k:9092\"\n[ledger]\nembedded = true\n")
             .unwrap();
         assert!(c.ledger.runs_embedded(&c.kafka));
+    }
+
+    #[test]
+    fn env_database_url_fills_only_a_missing_key() {
+        let mut c = Config::from_toml_str("").unwrap().ledger;
+        c.apply_env_database_url(Some("postgres://env/db".into()))
+            .unwrap();
+        assert_eq!(c.database_url.as_deref(), Some("postgres://env/db"));
+        c.apply_env_database_url(Some("postgres://other/db".into()))
+            .unwrap();
+        assert_eq!(c.database_url.as_deref(), Some("postgres://env/db"));
+        let mut c = Config::from_toml_str("").unwrap().ledger;
+        let err = c
+            .apply_env_database_url(Some("mysql://x".into()))
+            .unwrap_err();
+        assert!(err.to_string().contains("DATABASE_URL"), "{err}");
     }
 
     #[test]

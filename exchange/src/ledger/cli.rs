@@ -2,6 +2,7 @@
 //!
 //! Lives in the library so `main.rs` only dispatches. SIGTERM/SIGINT stop it
 //! after the batch in progress commits; a bad config exits with code 64.
+//! `DATABASE_URL` sets `[ledger] database_url` when the file has none.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -10,6 +11,7 @@ use tokio::sync::watch;
 
 use super::Ledger;
 use crate::config::{Config, EXIT_CONFIG};
+use crate::events::config::ENV_DATABASE_URL;
 
 /// Runs the ledger until a signal; returns the process exit code.
 pub fn main(path: &Path) -> ExitCode {
@@ -20,8 +22,16 @@ pub fn main(path: &Path) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG as u8);
         }
     };
-    // LEDGER_DATABASE_URL (and the other documented overrides) apply here too.
-    if let Err(e) = cfg.apply_env() {
+    // LEDGER_DATABASE_URL wins; DATABASE_URL is the fallback when the file
+    // names no ledger database. (Not `Config::apply_env`: the ledger has no
+    // admin API and needs no admin token.)
+    if let Ok(u) = std::env::var(crate::config::ENV_LEDGER_DATABASE_URL) {
+        if !u.is_empty() {
+            cfg.ledger.database_url = Some(u);
+        }
+    }
+    let env_url = std::env::var(ENV_DATABASE_URL).ok();
+    if let Err(e) = cfg.ledger.apply_env_database_url(env_url) {
         eprintln!("{e}");
         return ExitCode::from(EXIT_CONFIG as u8);
     }
