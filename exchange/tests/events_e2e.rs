@@ -148,9 +148,24 @@ async fn ledger_command_applies_events_and_stops_on_sigterm() {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_exchange"))
         .args(["ledger", "--config"])
         .arg(&path)
-        .stderr(std::process::Stdio::null())
+        // The file names the database; an inherited DATABASE_URL must not.
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "info")
+        .stderr(std::fs::File::create(dir.path().join("ledger.log")).unwrap())
         .spawn()
         .unwrap();
+    // Killed if the test fails before its SIGTERM: no orphan ledger.
+    struct Reaper(u32);
+    impl Drop for Reaper {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", &self.0.to_string()])
+                    .status();
+            }
+        }
+    }
+    let _reaper = Reaper(child.id());
     let cfg = rtb_exchange::Config::load(&path).unwrap();
     let events = rtb_exchange::events::EventSystem::start(&cfg.kafka, &cfg.ledger)
         .await
@@ -190,7 +205,11 @@ async fn ledger_command_applies_events_and_stops_on_sigterm() {
     while store.debit_totals().await.unwrap().0 < 200 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(store.debit_totals().await.unwrap(), (200, expected));
+    let totals = store.debit_totals().await.unwrap();
+    if totals != (200, expected) {
+        let log = std::fs::read_to_string(dir.path().join("ledger.log")).unwrap_or_default();
+        panic!("ledger process applied {totals:?}, expected (200, {expected}); its log:\n{log}");
+    }
     store.close().await;
     events.shutdown().await;
     let ok = std::process::Command::new("kill")

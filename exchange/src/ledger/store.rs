@@ -130,8 +130,21 @@ impl Store {
                 )
             }
         };
-        store.migrate().await?;
-        Ok(store)
+        // Two processes migrating a fresh database at once (two ledgers, a
+        // ledger and a report) race on the migrations table; SQLite has no
+        // migration lock. The loser's retry finds the work done.
+        let mut attempt = 0;
+        loop {
+            match store.migrate().await {
+                Ok(()) => return Ok(store),
+                Err(e) if attempt < 3 => {
+                    tracing::warn!(error = %e, "ledger migrations raced; retrying");
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     async fn migrate(&self) -> Result<(), LedgerError> {
