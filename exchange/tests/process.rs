@@ -354,3 +354,29 @@ async fn a_starved_exchange_sheds_then_recovers() {
         .unwrap();
     assert!(status.success());
 }
+
+/// The registry and the embedded ledger can share one database file: each
+/// migrator tolerates the other's migrations, across restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_and_ledger_share_one_database_across_restarts() {
+    let a = bidder("alpha", 3.0, |_| {}).await;
+    let (dir, path) = one_bidder_config(
+        "sqlite_path = \"shared.db\"\n[ledger]\nsqlite_path = \"shared.db\"\n",
+        &a.url(),
+    );
+    for round in 0..2 {
+        let (mut child, url) = serve(&path);
+        let c = client(true);
+        let body = serde_json::to_vec(&request(&format!("shared-{round}"), 0.5, 300)).unwrap();
+        let req = http::Request::post(format!("{url}/openrtb2/auction"))
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .unwrap();
+        assert_eq!(c.request(req).await.unwrap().status(), 200, "round {round}");
+        sigterm(&child);
+        let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+            .await
+            .unwrap();
+        assert!(status.success(), "round {round}: {status:?}");
+    }
+    assert!(dir.path().join("shared.db").is_file());
+}

@@ -12,8 +12,15 @@ use sqlx::{AnyPool, Row};
 
 use crate::config::BidderEntry;
 
-/// The migrations, embedded at build time.
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// The migrations, embedded at build time. The ledger keeps its own
+/// migrations in the same `_sqlx_migrations` table when both share one
+/// database (as in the Kubernetes manifests), so versions this migrator does
+/// not know are expected, not an error.
+fn migrator() -> sqlx::migrate::Migrator {
+    let mut m = sqlx::migrate!("./migrations");
+    m.set_ignore_missing(true);
+    m
+}
 
 /// A registry database error.
 #[derive(Debug, thiserror::Error)]
@@ -93,7 +100,7 @@ impl Store {
             .acquire_timeout(std::time::Duration::from_secs(5))
             .connect(url)
             .await?;
-        MIGRATOR.run(&pool).await?;
+        migrator().run(&pool).await?;
         Ok(Store { pool })
     }
 
