@@ -6,28 +6,12 @@
 mod common;
 
 use std::convert::Infallible;
-use std::path::PathBuf;
 
 use bytes::Bytes;
 use common::*;
 use http_body_util::Full;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
-
-fn corpus_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/openrtb");
-    if dir.join("index.tsv").is_file() {
-        return Some(dir);
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "OpenRTB corpus not found at {} (required under CI=true)",
-            dir.display()
-        );
-    }
-    eprintln!("SKIPPED: OpenRTB corpus not found at {}", dir.display());
-    None
-}
 
 /// A bidder that answers every request with `body` (status 200), h2c and HTTP/1.1.
 async fn stub_bidder(body: Vec<u8>) -> String {

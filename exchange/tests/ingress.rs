@@ -4,7 +4,6 @@
 mod common;
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use common::*;
@@ -161,21 +160,6 @@ async fn health_readiness_and_unknown_routes() {
         .ready
         .store(false, std::sync::atomic::Ordering::Relaxed);
     assert_eq!(get("/readyz").await, 503);
-}
-
-fn corpus_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/openrtb");
-    if dir.join("index.tsv").is_file() {
-        return Some(dir);
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "OpenRTB corpus not found at {} (required under CI=true)",
-            dir.display()
-        );
-    }
-    eprintln!("SKIPPED: OpenRTB corpus not found at {}", dir.display());
-    None
 }
 
 /// Every corpus request goes through a live exchange: valid ones are

@@ -130,18 +130,7 @@ pub async fn post_raw(
         req = req.header(*k, *v);
     }
     let req = req.body(Full::new(body.into())).unwrap();
-    let resp = tokio::time::timeout(Duration::from_secs(10), client.request(req))
-        .await
-        .expect("exchange answered within 10 s")
-        .expect("request succeeded");
-    let status = resp.status();
-    let version = resp.version();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    Answer {
-        status,
-        version,
-        body,
-    }
+    send(client, req, "exchange").await
 }
 
 /// POSTs a JSON request over HTTP/1.1.
@@ -244,21 +233,12 @@ pub async fn admin_call(
         req = req.header("authorization", format!("Bearer {t}"));
     }
     let body = body.map_or_else(Bytes::new, |b| Bytes::from(serde_json::to_vec(b).unwrap()));
-    let resp = tokio::time::timeout(
-        Duration::from_secs(10),
-        client(false).request(req.body(Full::new(body)).unwrap()),
+    send(
+        &client(false),
+        req.body(Full::new(body)).unwrap(),
+        "admin API",
     )
     .await
-    .expect("admin API answered within 10 s")
-    .expect("admin request succeeded");
-    let status = resp.status();
-    let version = resp.version();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    Answer {
-        status,
-        version,
-        body,
-    }
 }
 
 /// An authenticated admin call to the exchange's admin listener.
@@ -293,4 +273,43 @@ pub fn winning_seats(a: &Answer) -> Vec<String> {
         return Vec::new();
     }
     winners(&a.json()).into_iter().map(|(s, _)| s).collect()
+}
+
+/// The shared OpenRTB corpus, or `None` (with a visible message) when it is
+/// missing; under `CI=true` a missing corpus fails the test.
+pub fn corpus_dir() -> Option<std::path::PathBuf> {
+    let dir =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/openrtb");
+    if dir.join("index.tsv").is_file() {
+        return Some(dir);
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!(
+            "OpenRTB corpus not found at {} (required under CI=true)",
+            dir.display()
+        );
+    }
+    eprintln!("SKIPPED: OpenRTB corpus not found at {}", dir.display());
+    None
+}
+
+/// Sends `req` and reads the whole answer (10 s at most; `what` names the
+/// server in the panic message).
+async fn send(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    req: http::Request<Full<Bytes>>,
+    what: &str,
+) -> Answer {
+    let resp = tokio::time::timeout(Duration::from_secs(10), client.request(req))
+        .await
+        .unwrap_or_else(|_| panic!("{what} answered within 10 s"))
+        .unwrap_or_else(|e| panic!("{what} request failed: {e}"));
+    let status = resp.status();
+    let version = resp.version();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        version,
+        body,
+    }
 }
