@@ -86,6 +86,11 @@ impl Exchange {
         &self.registry
     }
 
+    /// The auction-result event counters, when events are on.
+    pub fn event_counters(&self) -> Option<&Arc<crate::events::EventCounters>> {
+        self.events.as_ref().map(|e| e.counters())
+    }
+
     /// Publishes an auction-result event per auction to `sink`.
     pub fn with_events(mut self, sink: crate::events::EventSink) -> Self {
         self.events = Some(sink);

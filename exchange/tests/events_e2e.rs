@@ -81,6 +81,52 @@ async fn ledger_debits_equal_clearing_prices_in_responses() {
     }
     assert_eq!(store.debit_totals().await.unwrap(), (wins, charged));
     store.close().await;
+    // The event counters are on /metrics, in a form promtool accepts.
+    let resp = common::client(false)
+        .request(
+            http::Request::get(format!("{}/metrics", ex.url()))
+                .body(Default::default())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let text = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let text = String::from_utf8(text.to_vec()).unwrap();
+    let produced: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("rtb_events_produced_total "))
+        .unwrap_or_else(|| panic!("no rtb_events_produced_total in\n{text}"))
+        .parse()
+        .unwrap();
+    assert!(
+        produced >= 300,
+        "produced {produced} of 300 auctions' events"
+    );
+    assert!(text.contains("\nrtb_spool_events 0\n"), "{text}");
+    if let Ok(mut child) = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "promtool: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
     let counters = ex.events().unwrap().counters().clone();
     // Shutdown drains, flushes the producer and lets the embedded ledger
     // catch up (bounded); nothing is applied twice by stopping.

@@ -81,6 +81,51 @@ pub struct EventCounters {
 }
 
 impl EventCounters {
+    /// Appends these counters to a Prometheus text exposition: the
+    /// `rtb_events_*_total` counters and the `rtb_spool_events` gauge that
+    /// the dashboard and alerts read.
+    pub fn encode_prometheus(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let counters = [
+            (
+                "produced",
+                "Auction-result events Kafka acknowledged on first try",
+                &self.produced,
+            ),
+            (
+                "spooled",
+                "Auction-result events written to the spool",
+                &self.spooled,
+            ),
+            (
+                "replayed",
+                "Spooled auction-result events Kafka later acknowledged",
+                &self.replayed,
+            ),
+            (
+                "dropped",
+                "Auction-result events lost (both queues full or the spool failed)",
+                &self.dropped,
+            ),
+        ];
+        // Writing into a String cannot fail.
+        for (name, help, c) in counters {
+            let _ = writeln!(out, "# HELP rtb_events_{name}_total {help}.");
+            let _ = writeln!(out, "# TYPE rtb_events_{name}_total counter");
+            let _ = writeln!(out, "rtb_events_{name}_total {}", c.load(Ordering::Relaxed));
+        }
+        let _ = writeln!(
+            out,
+            "# HELP rtb_spool_events Auction-result events waiting in the spool file."
+        );
+        let _ = writeln!(out, "# TYPE rtb_spool_events gauge");
+        let _ = writeln!(
+            out,
+            "rtb_spool_events {}",
+            self.spool_pending.load(Ordering::Relaxed)
+        );
+    }
+
     fn add(counter: &AtomicU64, n: usize) {
         counter.fetch_add(n as u64, Ordering::Relaxed);
     }

@@ -82,7 +82,11 @@ where
         (&Method::POST, AUCTION_PATH) => auction_stack(app, arrival, req).await,
         (_, AUCTION_PATH) => text(StatusCode::METHOD_NOT_ALLOWED, "use POST"),
         (&Method::GET, "/metrics") => {
-            let mut resp = Response::new(Full::new(Bytes::from(app.exchange.metrics().encode())));
+            let mut text = app.exchange.metrics().encode();
+            if let Some(c) = app.exchange.event_counters() {
+                c.encode_prometheus(&mut text);
+            }
+            let mut resp = Response::new(Full::new(Bytes::from(text)));
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
