@@ -34,6 +34,10 @@ pub enum LossReason {
     AppBundleExclusions,
     /// 209: a category is in `bcat`.
     CategoryExclusions,
+    /// 1000 (exchange-specific, as OpenRTB allows from 1000 up): the budget
+    /// the win would be charged to (the bidder's or its campaign's) has no
+    /// room for the bid on this exchange instance.
+    BudgetExhausted,
 }
 
 impl LossReason {
@@ -50,6 +54,7 @@ impl LossReason {
             LossReason::AdvertiserExclusions => 205,
             LossReason::AppBundleExclusions => 206,
             LossReason::CategoryExclusions => 209,
+            LossReason::BudgetExhausted => 1000,
         }
     }
 }
@@ -133,6 +138,9 @@ pub struct Offer<'a> {
     pub bundle: Option<&'a str>,
     /// Deal the bid is for.
     pub dealid: Option<&'a str>,
+    /// The budget lease the win would be charged to can pay the bid price
+    /// (always true for bidders without a budget).
+    pub affordable: bool,
 }
 
 /// The result for one impression that has a winner.
@@ -244,6 +252,10 @@ fn check(rules: &Rules<'_>, offer: &Offer<'_>) -> Result<Micros, LossReason> {
     };
     if offer.price < floor {
         return Err(below);
+    }
+    // Last: a bid that fails an earlier rule gets that rule's reason.
+    if !offer.affordable {
+        return Err(LossReason::BudgetExhausted);
     }
     Ok(floor)
 }

@@ -7,11 +7,13 @@
 //! instance choice, deadline), [`auction`] and [`macros`] (pure logic),
 //! [`outcome`] (the publisher's response), [`notify`] (win notices), [`metrics`] (Prometheus and HDR latency),
 //! [`registry`] (bidders changed at run time, persisted), [`admin`] (its HTTP API),
-//! [`events`] (auction results to Kafka, with a spool) and [`ledger`] (debits, exactly once).
+//! [`events`] (auction results to Kafka, with a spool), [`ledger`] (debits, exactly once)
+//! and [`budget`] (leases that keep wins within budget).
 //! See ARCHITECTURE.md for the request path and the invariants.
 
 pub mod admin;
 pub mod auction;
+pub mod budget;
 pub mod config;
 pub mod events;
 pub mod fanout;

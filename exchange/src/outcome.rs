@@ -26,6 +26,9 @@ pub const NONBID_ERROR: u16 = 1;
 /// circuit is open or it is at its concurrency or QPS limit. OpenRTB leaves
 /// loss reasons from 500 up to the exchange; the `reason` says which.
 pub const NONBID_NOT_CALLED: u16 = 500;
+/// Seat-non-bid status for a bidder the exchange did not call because its
+/// budget lease on this instance is empty (exchange-specific, like 500).
+pub const NONBID_BUDGET: u16 = 501;
 
 /// What became of one bidder's call.
 #[derive(Debug)]
@@ -40,8 +43,8 @@ pub enum BidderStatus {
     Invalid(String),
     /// The call failed (connection refused, reset); the text says why.
     Error(String),
-    /// Not called (circuit open, concurrency or QPS limit); the text says why.
-    Skipped(&'static str),
+    /// Not called (circuit open, concurrency or QPS limit, budget).
+    Skipped(crate::fanout::Skip),
 }
 
 /// A bidder's answer after decoding.
@@ -188,7 +191,7 @@ fn ext(input: &Input<'_>) -> Ext {
             times.insert(name.to_owned(), json!(d.latency.as_millis() as u64));
         }
         let (code, reason) = match &d.status {
-            BidderStatus::Skipped(why) => (NONBID_NOT_CALLED, *why),
+            BidderStatus::Skipped(why) => (why.code(), why.reason()),
             BidderStatus::Timeout => (NONBID_TIMEOUT, "timeout"),
             BidderStatus::Invalid(why) => (LossReason::InvalidBidResponse.code(), why.as_str()),
             BidderStatus::Error(why) => (NONBID_ERROR, why.as_str()),

@@ -3,6 +3,7 @@
 //! This is the hot path. It never awaits anything but the bidders (bounded
 //! by the deadline), and it never blocks: win notices go to a bounded queue.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +14,8 @@ use rtb_proto::{
 };
 use tokio::time::Instant;
 
-use crate::auction::{self, AuctionType, DealRule, ImpRule, Offer, Rules};
+use crate::auction::{self, AuctionType, DealRule, ImpRule, LossReason, Offer, Rules};
+use crate::budget::{day_of, Budgets, Clock, SystemClock};
 use crate::config::Config;
 use crate::fanout::{fan_out, Answer, Bidder, CallResult, Skip};
 use crate::metrics::{Metrics, Stage, ROTATE_EVERY};
@@ -45,6 +47,28 @@ pub struct Exchange {
     metrics: Arc<Metrics>,
     /// Auction-result events (`events`); `None` when `[kafka] enabled = false`.
     events: Option<crate::events::EventSink>,
+    /// Budget leases (`budget`); `None` when budgets are off.
+    budgets: Option<Arc<Budgets>>,
+    /// Days, lease expiry and event times.
+    clock: Arc<dyn Clock>,
+    /// This process's id: in auction ids, events and leases.
+    instance: Arc<str>,
+    /// Auctions started by this process; with `instance`, the auction id.
+    seq: AtomicU64,
+}
+
+/// A process id unique across replicas and restarts: the host name (the
+/// pod's name in Kubernetes) and 32 random bits.
+pub fn instance_id() -> Arc<str> {
+    use std::hash::{BuildHasher, Hasher};
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "exchange".to_owned());
+    // RandomState is seeded from the OS's randomness: no extra dependency.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    format!("{host}-{:08x}", h.finish() as u32).into()
 }
 
 /// The bidders of one auction: the called ones first, then the skipped ones;
@@ -78,7 +102,36 @@ impl Exchange {
             notifier: Notifier::spawn(),
             metrics,
             events: None,
+            budgets: None,
+            clock: Arc::new(SystemClock),
+            instance: instance_id(),
+            seq: AtomicU64::new(0),
         })
+    }
+
+    /// Awards wins only within `budgets`' leases; its clock and instance id
+    /// become the exchange's.
+    pub fn with_budgets(mut self, budgets: Arc<Budgets>) -> Self {
+        self.clock = budgets.clock().clone();
+        self.instance = budgets.instance().into();
+        self.budgets = Some(budgets);
+        self
+    }
+
+    /// Uses `clock` for event times (and, through [`with_budgets`](Self::with_budgets), days).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// This process's instance id.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// The budget leases, when budgets are on.
+    pub fn budgets(&self) -> Option<&Arc<Budgets>> {
+        self.budgets.as_ref()
     }
 
     /// The bidder registry.
@@ -152,7 +205,16 @@ impl Exchange {
             skipped: Vec::new(),
         };
         let mut permits = Vec::with_capacity(set.active.len());
+        let today = self.budgets.as_ref().map(|_| day_of(self.clock.now_ms()));
         for b in &set.active {
+            // A bidder that could not pay for a win is not called at all.
+            if let (Some(budgets), Some(day)) = (&self.budgets, today) {
+                if budgets.blocked(&b.name, day) {
+                    b.metrics().skipped.inc();
+                    who.skipped.push((b.clone(), Skip::Budget));
+                    continue;
+                }
+            }
             match b.admit() {
                 Ok(p) => {
                     permits.push(p);
@@ -225,7 +287,7 @@ impl Exchange {
                     arrival: (n + j) as u32,
                     latency: Duration::ZERO,
                     failed: false,
-                    status: BidderStatus::Skipped(skip.reason()),
+                    status: BidderStatus::Skipped(*skip),
                 }),
         );
         let imps: Vec<ImpRule<'_>> = request.imp.iter().map(imp_rule).collect();
@@ -236,6 +298,11 @@ impl Exchange {
             badv: &request.badv,
             bapp: &request.bapp,
         };
+        // One reading of the clock: the leases' day and the event's time
+        // agree, so the ledger debits the lease the win was awarded from.
+        let now_ms = self.clock.now_ms();
+        let day = day_of(now_ms);
+        let budgets = self.budgets.as_deref();
         let mut offers = Vec::new();
         let mut sources = Vec::new();
         for (d, answer) in decoded.iter().enumerate() {
@@ -256,12 +323,18 @@ impl Exchange {
                         cat: &bid.cat,
                         bundle: bid.bundle.as_deref(),
                         dealid: bid.dealid.as_deref(),
+                        affordable: budgets.is_none_or(|b| {
+                            b.affordable(seat, bid.cid.as_deref(), bid.price.0, day)
+                        }),
                     });
                     sources.push((d, s, b));
                 }
             }
         }
-        let result = auction::run(&rules, &offers);
+        let mut result = auction::run(&rules, &offers);
+        if let Some(b) = budgets {
+            reserve_wins(b, &mut result, &offers, &sources, &decoded, day);
+        }
         let names: Vec<&str> = (0..n + who.skipped.len())
             .map(|i| who.bidder(i).name.as_str())
             .collect();
@@ -278,9 +351,13 @@ impl Exchange {
         // One event per auction that reached the bidders, winners or not;
         // `emit` never waits (see `events`).
         if let Some(events) = &self.events {
+            let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+            let auction_id = format!("{}-{seq:x}", self.instance);
             events.emit(crate::events::auction_result(
                 &input,
-                crate::events::now_ms(),
+                now_ms,
+                auction_id,
+                &self.instance,
             ));
         }
         let built = outcome::build(input);
@@ -296,6 +373,32 @@ impl Exchange {
             None => Reply::NoBid,
         };
         (reply, built.encode_time)
+    }
+}
+
+/// Takes each win's clearing price out of the budget leases. A win whose
+/// lease was emptied by a concurrent auction since the eligibility check is
+/// withdrawn (loss reason 1000) and its imp goes unfilled: rerunning the
+/// auction for it would cost more than the rare impression is worth.
+fn reserve_wins(
+    budgets: &Budgets,
+    result: &mut auction::Outcome,
+    offers: &[Offer<'_>],
+    sources: &[(usize, usize, usize)],
+    decoded: &[Decoded],
+    day: i64,
+) {
+    for win in result.wins.iter_mut() {
+        let Some(w) = *win else { continue };
+        let (d, s, b) = sources[w.offer];
+        let BidderStatus::Bids(resp) = &decoded[d].status else {
+            continue;
+        };
+        let cid = resp.seatbid[s].bid[b].cid.as_deref();
+        if !budgets.reserve(offers[w.offer].seat, cid, w.clearing.0, day) {
+            *win = None;
+            result.reasons[w.offer] = LossReason::BudgetExhausted;
+        }
     }
 }
 

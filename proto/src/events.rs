@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::Micros;
 
 /// The schema version this crate writes.
-pub const AUCTION_RESULT_SCHEMA_VERSION: u32 = 1;
+pub const AUCTION_RESULT_SCHEMA_VERSION: u32 = 2;
 
 /// Why an event could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -33,8 +33,19 @@ pub enum EventError {
 pub struct AuctionResult {
     /// Schema version of the writer ([`AUCTION_RESULT_SCHEMA_VERSION`] today).
     pub schema_version: u32,
-    /// `BidRequest.id`.
+    /// The exchange's own id for this auction, unique across replicas and
+    /// restarts (version 1 wrote `BidRequest.id` here). Debits are keyed by
+    /// it with the imp id, so a publisher that reuses request ids cannot
+    /// collapse two auctions into one debit.
     pub auction_id: String,
+    /// `BidRequest.id`, as the publisher sent it (version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The exchange instance that ran the auction and holds the budget
+    /// lease its wins were awarded from (version 2). The ledger charges the
+    /// debit to that lease.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchange_instance: Option<String>,
     /// When the auction settled, in milliseconds since the Unix epoch (UTC).
     pub ts_ms: i64,
     /// `site.publisher.id` or `app.publisher.id`.

@@ -6,6 +6,8 @@ fn sample() -> AuctionResult {
     AuctionResult {
         schema_version: AUCTION_RESULT_SCHEMA_VERSION,
         auction_id: "auc-1".into(),
+        request_id: Some("req-1".into()),
+        exchange_instance: Some("ex-1".into()),
         ts_ms: 1_795_000_000_000,
         publisher_id: Some("pub-1".into()),
         site_id: Some("site-1".into()),
@@ -65,13 +67,15 @@ fn account_key_uses_campaign_when_present() {
     assert_eq!(none.key(), "auc-1");
 }
 
-/// A reader of version 1 reads a version-2 event: unknown fields are ignored
-/// and an unknown bidder status reads as `Unknown`.
+/// This reader (version 2) reads a version-3 event: unknown fields are
+/// ignored and an unknown bidder status reads as `Unknown`.
 #[test]
-fn v1_reader_reads_v2_event() {
-    let v2 = include_bytes!("../tests/data/auction_result_v2.json");
-    let e = AuctionResult::from_json(v2).unwrap();
-    assert_eq!(e.schema_version, 2);
+fn v2_reader_reads_v3_event() {
+    let v3 = include_bytes!("../tests/data/auction_result_v3.json");
+    let e = AuctionResult::from_json(v3).unwrap();
+    assert_eq!(e.schema_version, 3);
+    assert_eq!(e.exchange_instance.as_deref(), Some("exchange-7f9c"));
+    assert_eq!(e.request_id.as_deref(), Some("req-42"));
     assert_eq!(e.auction_id, "auc-42");
     let w = e.imps[0].winner.as_ref().unwrap();
     assert_eq!(w.account, "alpha/camp-7");
@@ -79,6 +83,19 @@ fn v1_reader_reads_v2_event() {
     assert_eq!(e.imps[0].bids[1].loss_reason, 102);
     assert_eq!(e.bidders[2].status, BidderCallStatus::Unknown);
     assert_eq!(e.bidders[2].nonbid_code, Some(503));
+}
+
+/// Version-1 events (no `request_id`, no `exchange_instance`) still read:
+/// a ledger upgraded before the exchanges keeps working.
+#[test]
+fn v2_reader_reads_v1_event() {
+    let v1 = br#"{"schema_version":1,"auction_id":"r-1","ts_ms":5,"currency":"USD","imps":[{"imp_id":"1",
+        "winner":{"seat":"a","account":"a","bid_micros":2,"clearing_micros":1}}]}"#;
+    let e = AuctionResult::from_json(v1).unwrap();
+    assert_eq!(e.schema_version, 1);
+    assert_eq!(e.request_id, None);
+    assert_eq!(e.exchange_instance, None);
+    assert_eq!(e.imps[0].winner.as_ref().unwrap().clearing_micros, Micros(1));
 }
 
 #[test]

@@ -245,16 +245,23 @@ pub struct ApiError {
 /// The OpenAPI document of the admin API.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "rtb-exchange admin API", description = "Registers, changes, pauses and removes bidders at run time."),
+    info(title = "rtb-exchange admin API", description = "Registers, changes, pauses and removes bidders at run time, and sets their budgets."),
     paths(
         super::handlers::create_bidder,
         super::handlers::list_bidders,
         super::handlers::get_bidder,
         super::handlers::patch_bidder,
         super::handlers::delete_bidder,
+        super::budgets::put_bidder_budget,
+        super::budgets::get_bidder_budget,
+        super::budgets::delete_bidder_budget,
+        super::budgets::put_campaign_budget,
+        super::budgets::get_campaign_budget,
+        super::budgets::delete_campaign_budget,
         super::handlers::openapi_json,
     ),
-    components(schemas(NewBidder, BidderPatch, BidderView, LiveState, InstanceState, CircuitState, ApiError, Protocol, CircuitConfig)),
+    components(schemas(NewBidder, BidderPatch, BidderView, LiveState, InstanceState, CircuitState, ApiError, Protocol, CircuitConfig,
+        super::budgets::BudgetSpec, super::budgets::BudgetView, super::budgets::BudgetState)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
 )]

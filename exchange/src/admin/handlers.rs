@@ -47,7 +47,7 @@ impl IntoResponse for Failure {
     }
 }
 
-fn fail(status: StatusCode, error: impl Into<String>) -> Failure {
+pub(super) fn fail(status: StatusCode, error: impl Into<String>) -> Failure {
     Failure {
         status,
         error: error.into(),
@@ -55,7 +55,7 @@ fn fail(status: StatusCode, error: impl Into<String>) -> Failure {
     }
 }
 
-fn bad(field: impl Into<String>, msg: impl Into<String>) -> Failure {
+pub(super) fn bad(field: impl Into<String>, msg: impl Into<String>) -> Failure {
     Failure {
         status: StatusCode::BAD_REQUEST,
         error: msg.into(),
@@ -80,7 +80,7 @@ fn store_error(e: StoreError) -> Failure {
 
 /// Decodes a JSON body; the error names the field (`endpoints[0]`, or the
 /// unknown or missing key).
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Failure> {
+pub(super) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Failure> {
     // serde would also read a struct from an array of its fields in order;
     // the API only speaks objects.
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {

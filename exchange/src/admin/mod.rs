@@ -1,5 +1,6 @@
 //! The admin API: JSON over HTTP on its own listener (`admin_listen`), to
-//! register, change, pause and remove bidders at run time.
+//! register, change, pause and remove bidders at run time, and to set their
+//! budgets.
 //!
 //! Its own listener so it can be kept off the publisher-facing network, and
 //! so publisher overload (shedding) never locks operators out. Every route,
@@ -7,6 +8,7 @@
 //! `401` without one, `403` with a wrong one.
 
 pub mod api;
+pub mod budgets;
 mod handlers;
 
 use std::future::Future;
@@ -17,7 +19,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, put};
 use axum::Router;
 use tokio::net::TcpListener;
 use utoipa::OpenApi;
@@ -29,6 +31,8 @@ use crate::registry::Registry;
 #[derive(Debug)]
 pub struct AdminState {
     registry: Arc<Registry>,
+    /// Budget leases, when budgets are on (the budget routes answer 503 otherwise).
+    budgets: Option<Arc<crate::budget::Budgets>>,
     token: String,
     policy: EndpointPolicy,
     /// The OpenAPI document, rendered once.
@@ -40,10 +44,17 @@ impl AdminState {
     pub fn new(registry: Arc<Registry>, token: String, policy: EndpointPolicy) -> Self {
         Self {
             registry,
+            budgets: None,
             token,
             policy,
             openapi: Bytes::from(openapi_document()),
         }
+    }
+
+    /// Serves the budget routes over `budgets`.
+    pub fn with_budgets(mut self, budgets: Option<Arc<crate::budget::Budgets>>) -> Self {
+        self.budgets = budgets;
+        self
     }
 }
 
@@ -67,6 +78,18 @@ pub fn router(state: Arc<AdminState>) -> Router {
             get(handlers::get_bidder)
                 .patch(handlers::patch_bidder)
                 .delete(handlers::delete_bidder),
+        )
+        .route(
+            "/v1/bidders/{name}/budget",
+            put(budgets::put_bidder_budget)
+                .get(budgets::get_bidder_budget)
+                .delete(budgets::delete_bidder_budget),
+        )
+        .route(
+            "/v1/bidders/{name}/campaigns/{cid}/budget",
+            put(budgets::put_campaign_budget)
+                .get(budgets::get_campaign_budget)
+                .delete(budgets::delete_campaign_budget),
         )
         .route("/v1/openapi.json", get(handlers::openapi_json))
         .fallback(|| async { handlers::error(StatusCode::NOT_FOUND, "no such route".into(), None) })

@@ -27,6 +27,7 @@ fn offer(seat: &str, arrival: u32, imp: usize, price: f64) -> Offer<'_> {
         cat: &[],
         bundle: None,
         dealid: None,
+        affordable: true,
     }
 }
 
@@ -245,6 +246,36 @@ fn deals_are_respected() {
         ]
     );
     assert_eq!(out.wins[0].unwrap().clearing, m(4.01));
+}
+
+/// A bid the budget cannot pay loses with code 1000 and the next one wins,
+/// priced against the bids that remain eligible.
+#[test]
+fn a_bid_over_budget_loses_and_the_next_wins() {
+    let offers = [
+        Offer {
+            affordable: false,
+            ..offer("rich", 0, 0, 5.0)
+        },
+        offer("mid", 1, 0, 3.0),
+        offer("low", 2, 0, 1.0),
+    ];
+    let out = run(
+        &rules(AuctionType::SecondPrice, vec![imp("1", 0.5)]),
+        &offers,
+    );
+    assert_eq!(out.reasons[0], LossReason::BudgetExhausted);
+    assert_eq!(LossReason::BudgetExhausted.code(), 1000);
+    let w = out.wins[0].unwrap();
+    assert_eq!(w.offer, 1);
+    assert_eq!(w.clearing, m(1.01));
+    // A rule that fails earlier names its own reason, not the budget.
+    let below = [Offer {
+        affordable: false,
+        ..offer("rich", 0, 0, 0.1)
+    }];
+    let out = run(&rules(AuctionType::SecondPrice, vec![imp("1", 0.5)]), &below);
+    assert_eq!(out.reasons[0], LossReason::BelowAuctionFloor);
 }
 
 proptest! {

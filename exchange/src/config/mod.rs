@@ -104,6 +104,8 @@ pub struct Config {
     pub kafka: crate::events::KafkaConfig,
     /// The ledger consuming those events (see `ledger`).
     pub ledger: crate::events::LedgerConfig,
+    /// Budget leases (see `budget`).
+    pub budget: crate::budget::BudgetConfig,
 }
 
 /// Measurement settings.
@@ -138,6 +140,7 @@ impl Default for Config {
             registry: RegistryConfig::default(),
             kafka: Default::default(),
             ledger: Default::default(),
+            budget: Default::default(),
         }
     }
 }
@@ -353,6 +356,7 @@ impl Config {
             return Err(invalid("admin_token", "must not be empty"));
         }
         crate::events::config::validate(&self.kafka, &self.ledger)?;
+        self.budget.validate()?;
         let mut names = HashSet::new();
         for (i, b) in self.bidders.iter().enumerate() {
             b.check()

@@ -12,11 +12,18 @@ use rtb_proto::events::{
 use crate::auction::LossReason;
 use crate::outcome::{BidderStatus, Input, NONBID_ERROR, NONBID_TIMEOUT};
 
-/// Builds the event of one auction; `ts_ms` is the settle time (ms since epoch).
+/// Builds the event of one auction; `ts_ms` is the settle time (ms since
+/// epoch), `auction_id` the exchange's id for it, `instance` the exchange
+/// instance whose budget leases paid for its wins.
 ///
 /// Auctions with no winner produce an event too (with no winners), so the
 /// stream is a complete record of auctions; the ledger skips imps without one.
-pub fn auction_result(input: &Input<'_>, ts_ms: i64) -> AuctionResult {
+pub fn auction_result(
+    input: &Input<'_>,
+    ts_ms: i64,
+    auction_id: String,
+    instance: &str,
+) -> AuctionResult {
     let request = input.request;
     let (site_id, app_id, publisher) = match (&request.site, &request.app) {
         (Some(s), _) => (s.id.clone(), None, s.publisher.as_ref()),
@@ -78,10 +85,7 @@ pub fn auction_result(input: &Input<'_>, ts_ms: i64) -> AuctionResult {
                     Some(LossReason::InvalidBidResponse.code()),
                 ),
                 BidderStatus::Error(_) => (BidderCallStatus::Error, Some(NONBID_ERROR)),
-                BidderStatus::Skipped(_) => (
-                    BidderCallStatus::NotCalled,
-                    Some(crate::outcome::NONBID_NOT_CALLED),
-                ),
+                BidderStatus::Skipped(skip) => (BidderCallStatus::NotCalled, Some(skip.code())),
             };
             BidderResult {
                 seat: input.bidder_names[d.bidder].to_owned(),
@@ -96,7 +100,9 @@ pub fn auction_result(input: &Input<'_>, ts_ms: i64) -> AuctionResult {
         .find_map(|i| i.winner.as_ref().map(|w| w.account.clone()));
     AuctionResult {
         schema_version: AUCTION_RESULT_SCHEMA_VERSION,
-        auction_id: request.id.clone(),
+        auction_id,
+        request_id: Some(request.id.clone()),
+        exchange_instance: Some(instance.to_owned()),
         ts_ms,
         publisher_id: publisher.and_then(|p| p.id.clone()),
         site_id,

@@ -73,6 +73,8 @@ pub enum Skip {
     Concurrency,
     /// `qps_limit` calls were already made this second.
     Qps,
+    /// Its budget lease on this instance is empty: it could not pay for a win.
+    Budget,
 }
 
 impl Skip {
@@ -82,6 +84,17 @@ impl Skip {
             Skip::CircuitOpen => "circuit open",
             Skip::Concurrency => "concurrency limit",
             Skip::Qps => "qps limit",
+            Skip::Budget => "budget exhausted",
+        }
+    }
+
+    /// The seat-non-bid status code: 500 for the bidder's own protections
+    /// (circuit, concurrency, QPS), 501 for an exhausted budget. OpenRTB
+    /// leaves codes from 500 up to the exchange.
+    pub fn code(self) -> u16 {
+        match self {
+            Skip::Budget => crate::outcome::NONBID_BUDGET,
+            _ => crate::outcome::NONBID_NOT_CALLED,
         }
     }
 }

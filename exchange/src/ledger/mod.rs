@@ -17,6 +17,7 @@
 pub mod cli;
 mod consumer;
 pub mod store;
+pub(crate) use store::on_pool;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -312,6 +313,8 @@ pub fn debits(e: &AuctionResult) -> Vec<Debit> {
                 amount_micros: w.clearing_micros.0,
                 currency: e.currency.clone(),
                 event_ts: e.ts_ms,
+                request_id: e.request_id.clone(),
+                exchange_instance: e.exchange_instance.clone(),
             })
         })
         .collect()

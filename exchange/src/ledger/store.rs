@@ -37,6 +37,10 @@ pub struct Debit {
     pub currency: String,
     /// Event time, ms since epoch.
     pub event_ts: i64,
+    /// `BidRequest.id` of the auction (schema v2 events).
+    pub request_id: Option<String>,
+    /// Exchange instance whose budget lease the win was awarded from.
+    pub exchange_instance: Option<String>,
 }
 
 /// One consumed message, decoded (or not: then it has no debits).
@@ -75,19 +79,24 @@ pub enum Store {
 macro_rules! on_pool {
     ($store:expr, $pool:ident => $body:expr) => {
         match $store {
-            Store::Postgres($pool) => $body,
-            Store::Sqlite($pool) => $body,
+            $crate::ledger::Store::Postgres($pool) => $body,
+            $crate::ledger::Store::Sqlite($pool) => $body,
         }
     };
 }
+pub(crate) use on_pool;
 
 const SELECT_OFFSET: &str =
     r#"SELECT next_offset FROM ledger_offsets WHERE topic = $1 AND "partition" = $2"#;
 const UPSERT_OFFSET: &str = r#"INSERT INTO ledger_offsets (topic, "partition", next_offset) VALUES ($1, $2, $3)
     ON CONFLICT (topic, "partition") DO UPDATE SET next_offset = excluded.next_offset"#;
 const INSERT_DEBIT: &str = "INSERT INTO debits
-    (auction_id, imp_id, account, seat, cid, amount_micros, currency, event_ts)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (auction_id, imp_id) DO NOTHING";
+    (auction_id, imp_id, account, seat, cid, amount_micros, currency, event_ts, request_id, exchange_instance)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (auction_id, imp_id) DO NOTHING";
+/// The debit moves from the instance's leases (the campaign's and the
+/// bidder's, whichever exist) to spend: outstanding = granted - debited.
+const DEBIT_LEASES: &str = "UPDATE budget_leases SET debited_micros = debited_micros + $1
+    WHERE instance = $2 AND day = $3 AND (account = $4 OR account = $5)";
 const UPSERT_SPEND: &str = "INSERT INTO account_spend (account, day, spent_micros) VALUES ($1, $2, $3)
     ON CONFLICT (account, day) DO UPDATE SET spent_micros = account_spend.spent_micros + excluded.spent_micros";
 
@@ -215,6 +224,8 @@ impl Store {
                         .bind(d.amount_micros)
                         .bind(&d.currency)
                         .bind(d.event_ts)
+                        .bind(&d.request_id)
+                        .bind(&d.exchange_instance)
                         .execute(&mut *tx)
                         .await?
                         .rows_affected();
@@ -223,12 +234,23 @@ impl Store {
                         continue;
                     }
                     applied.debits += 1;
+                    let day = utc_day(d.event_ts);
                     sqlx::query(UPSERT_SPEND)
                         .bind(&d.account)
-                        .bind(utc_day(d.event_ts))
+                        .bind(&day)
                         .bind(d.amount_micros)
                         .execute(&mut *tx)
                         .await?;
+                    if let Some(instance) = &d.exchange_instance {
+                        sqlx::query(DEBIT_LEASES)
+                            .bind(d.amount_micros)
+                            .bind(instance)
+                            .bind(&day)
+                            .bind(&d.account)
+                            .bind(&d.seat)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                 }
                 next.insert(e.partition, e.offset + 1);
             }

@@ -64,6 +64,9 @@ pub enum ServeError {
     /// The configuration cannot start what it asks for (admin API without a token).
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The budget database could not be opened or read.
+    #[error("budgets: {0}")]
+    Budgets(#[from] crate::ledger::LedgerError),
 }
 
 /// An exchange serving on the current runtime.
@@ -75,6 +78,9 @@ pub struct RunningExchange {
     shutdown_tx: watch::Sender<bool>,
     task: JoinHandle<()>,
     admin_task: Option<JoinHandle<()>>,
+    /// The budget refill task and its stop switch: stopped after the drain,
+    /// it records what was awarded and gives the rest of the leases back.
+    budgets: Option<(watch::Sender<bool>, JoinHandle<()>)>,
     /// Flushed after the drain (`None` when `[kafka] enabled = false`).
     events: Option<EventSystem>,
 }
@@ -117,6 +123,10 @@ impl RunningExchange {
         if let Some(t) = self.admin_task {
             let _ = t.await;
         }
+        if let Some((stop, task)) = self.budgets {
+            let _ = stop.send(true);
+            let _ = task.await;
+        }
         if let Some(events) = self.events {
             events.shutdown().await;
         }
@@ -137,6 +147,15 @@ async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServeError>
 /// current tokio runtime. Environment overrides are the caller's
 /// ([`Config::apply_env`]); this only checks that an admin API has a token.
 pub async fn start(config: Config) -> Result<RunningExchange, ServeError> {
+    start_with_clock(config, Arc::new(crate::budget::SystemClock)).await
+}
+
+/// [`start`] with the clock days, lease expiry and event times are read
+/// from (tests move it to the next day).
+pub async fn start_with_clock(
+    config: Config,
+    clock: Arc<dyn crate::budget::Clock>,
+) -> Result<RunningExchange, ServeError> {
     config.check_admin()?;
     let policy = EndpointPolicy::new(&config.registry)
         .map_err(|(key, message)| ServeError::Config(ConfigError::Invalid { key, message }))?;
@@ -150,9 +169,32 @@ pub async fn start(config: Config) -> Result<RunningExchange, ServeError> {
         true => Some(EventSystem::start(&config.kafka, &config.ledger).await?),
         false => None,
     };
-    let mut exchange = Exchange::new(config).await?;
+    // Budgets live in the ledger's database and are debited from the
+    // events: they need both.
+    let budgets = match config.kafka.enabled && config.budget.enabled {
+        true => {
+            let store = crate::ledger::Store::open(&config.ledger).await?;
+            let b = crate::budget::Budgets::start(
+                store,
+                crate::pipeline::instance_id(),
+                clock.clone(),
+                config.budget.clone(),
+            )
+            .await?;
+            Some(b)
+        }
+        false => None,
+    };
+    let mut exchange = Exchange::new(config).await?.with_clock(clock);
     if let Some(events) = &events {
         exchange = exchange.with_events(events.sink());
+    }
+    let budget_task = budgets.as_ref().map(|b| {
+        let (tx, rx) = watch::channel(false);
+        (tx, b.spawn_refill(rx))
+    });
+    if let Some(b) = &budgets {
+        exchange = exchange.with_budgets(b.clone());
     }
     let app = Arc::new(App::new(exchange));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -162,11 +204,10 @@ pub async fn start(config: Config) -> Result<RunningExchange, ServeError> {
     let task = tokio::spawn(serve(listener, app.clone(), stopped(shutdown_rx.clone())));
     let (admin_addr, admin_task) = match admin {
         Some((listener, admin_addr)) => {
-            let state = Arc::new(AdminState::new(
-                app.exchange.registry().clone(),
-                token,
-                policy,
-            ));
+            let state = Arc::new(
+                AdminState::new(app.exchange.registry().clone(), token, policy)
+                    .with_budgets(budgets.clone()),
+            );
             let t = tokio::spawn(admin::serve(listener, state, stopped(shutdown_rx)));
             (Some(admin_addr), Some(t))
         }
@@ -179,6 +220,7 @@ pub async fn start(config: Config) -> Result<RunningExchange, ServeError> {
         shutdown_tx,
         task,
         admin_task,
+        budgets: budget_task,
         events,
     })
 }

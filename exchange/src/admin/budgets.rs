@@ -1,0 +1,377 @@
+//! Budget routes of the admin API: a daily and a total budget per bidder
+//! and per campaign (`cid`), and where each stands today.
+//!
+//! Amounts are currency units in JSON (`{"daily": 250.0, "total": 10000}`),
+//! stored and reported as integer micros. A change reaches this replica's
+//! leases before the answer and the other replicas within
+//! `budget.reload_interval_ms`.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use rtb_proto::events::account_key;
+use rtb_proto::Micros;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::api::ApiError;
+use super::handlers::{bad, fail, json, parse, Failure};
+use super::AdminState;
+use crate::budget::{day_of, BudgetRow, BudgetStatus, Budgets};
+use crate::ledger::store::utc_day;
+
+/// A budget (`PUT .../budget`): absent or `null` means no limit of that kind.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"daily": 250.0, "total": 10000}))]
+pub struct BudgetSpec {
+    /// Most that may be spent per day (UTC), in currency units.
+    #[schema(value_type = Option<f64>, minimum = 0, maximum = 9000000000000.0)]
+    #[serde(default)]
+    pub daily: Option<Micros>,
+    /// Most that may be spent in total, in currency units.
+    #[schema(value_type = Option<f64>, minimum = 0, maximum = 9000000000000.0)]
+    #[serde(default)]
+    pub total: Option<Micros>,
+}
+
+/// Whether wins can still be awarded from the budget.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetState {
+    /// Budget is left to lease.
+    Active,
+    /// Nothing is left to lease: exchanges award only what their leases
+    /// still hold and then stop calling the bidder.
+    Exhausted,
+}
+
+/// A budget and where it stands today. Money in integer micros
+/// (1 currency unit = 1,000,000), limits also in currency units as set.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BudgetView {
+    /// Account charged: the bidder, or `bidder/cid` for a campaign.
+    pub account: String,
+    /// Bidder (seat).
+    pub bidder: String,
+    /// Campaign id, for a campaign budget.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cid: Option<String>,
+    /// Daily limit in currency units; absent: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daily: Option<f64>,
+    /// Total limit in currency units; absent: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<f64>,
+    /// Daily limit in micros.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daily_micros: Option<i64>,
+    /// Total limit in micros.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_micros: Option<i64>,
+    /// The day the figures are for (UTC, `YYYY-MM-DD`).
+    pub day: String,
+    /// Debited today (a bidder's includes its campaigns').
+    pub spent_today_micros: i64,
+    /// Debited in total.
+    pub spent_total_micros: i64,
+    /// Held by exchange instances as leases and not yet debited.
+    pub leased_micros: i64,
+    /// Neither spent nor leased.
+    pub remaining_micros: i64,
+    /// Active or exhausted.
+    pub status: BudgetState,
+}
+
+impl From<BudgetStatus> for BudgetView {
+    fn from(s: BudgetStatus) -> Self {
+        let units = |m: Option<i64>| m.map(|m| m as f64 / 1e6);
+        let status = if s.exhausted() {
+            BudgetState::Exhausted
+        } else {
+            BudgetState::Active
+        };
+        Self {
+            daily: units(s.budget.daily_micros),
+            total: units(s.budget.total_micros),
+            daily_micros: s.budget.daily_micros,
+            total_micros: s.budget.total_micros,
+            account: s.budget.account,
+            bidder: s.budget.bidder,
+            cid: s.budget.cid,
+            day: s.day,
+            spent_today_micros: s.spent_today_micros,
+            spent_total_micros: s.spent_total_micros,
+            leased_micros: s.leased_micros,
+            remaining_micros: s.remaining_micros,
+            status,
+        }
+    }
+}
+
+fn budgets(s: &AdminState) -> Result<&Arc<Budgets>, Failure> {
+    s.budgets.as_ref().ok_or_else(|| {
+        fail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "budgets are off: they need [kafka] enabled and [budget] enabled",
+        )
+    })
+}
+
+fn db_error(e: crate::ledger::LedgerError) -> Failure {
+    tracing::error!(error = %e, "admin API: budget database error");
+    fail(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+}
+
+/// The bidder must be registered: a typo must not create a budget nobody uses.
+async fn known_bidder(s: &AdminState, name: &str) -> Result<(), Failure> {
+    let known = match s.registry.store() {
+        Some(store) => match store.get(name).await {
+            Ok(_) => true,
+            Err(crate::registry::StoreError::NotFound(_)) => false,
+            Err(e) => return Err(fail(StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
+        },
+        None => s.registry.current().get(name).is_some(),
+    };
+    if known {
+        Ok(())
+    } else {
+        Err(fail(
+            StatusCode::NOT_FOUND,
+            format!("bidder {name:?} is not registered"),
+        ))
+    }
+}
+
+fn check_cid(cid: &str) -> Result<(), Failure> {
+    if cid.is_empty() || cid.len() > 128 || cid.chars().any(char::is_control) {
+        return Err(bad(
+            "cid",
+            "must be 1 to 128 characters, without control characters",
+        ));
+    }
+    Ok(())
+}
+
+fn limit(field: &str, v: Option<Micros>) -> Result<Option<i64>, Failure> {
+    match v {
+        Some(m) if m.0 < 0 => Err(bad(field, format!("{field}: must not be negative"))),
+        Some(m) => Ok(Some(m.0)),
+        None => Ok(None),
+    }
+}
+
+async fn put(s: &AdminState, bidder: String, cid: Option<String>, body: &[u8]) -> Response {
+    let run = async {
+        let b = budgets(s)?;
+        if let Some(c) = &cid {
+            check_cid(c)?;
+        }
+        let spec: BudgetSpec = parse(body)?;
+        let row = BudgetRow {
+            account: account_key(&bidder, cid.as_deref()),
+            daily_micros: limit("daily", spec.daily)?,
+            total_micros: limit("total", spec.total)?,
+            bidder,
+            cid,
+        };
+        if row.daily_micros.is_none() && row.total_micros.is_none() {
+            return Err(bad("daily", "give a daily or a total limit (or both)"));
+        }
+        known_bidder(s, &row.bidder).await?;
+        let now = b.clock().now_ms();
+        let created = b.store().put_budget(&row, now).await.map_err(db_error)?;
+        tracing::info!(account = %row.account, daily = ?row.daily_micros, total = ?row.total_micros, "admin: budget set");
+        if let Err(e) = b.reload().await {
+            tracing::warn!(error = %e, "reload after a budget change failed; the refill task retries");
+        }
+        let status = view(b, &row.account).await?;
+        let code = if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        Ok::<_, Failure>(json(code, &status))
+    };
+    run.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn view(b: &Budgets, account: &str) -> Result<BudgetView, Failure> {
+    let day = utc_day(day_of(b.clock().now_ms()) * crate::budget::DAY_MS);
+    match b.store().budget_status(account, &day).await {
+        Ok(Some(s)) => Ok(s.into()),
+        Ok(None) => Err(fail(
+            StatusCode::NOT_FOUND,
+            format!("no budget for {account:?}"),
+        )),
+        Err(e) => Err(db_error(e)),
+    }
+}
+
+async fn get(s: &AdminState, bidder: &str, cid: Option<&str>) -> Response {
+    let run = async {
+        let b = budgets(s)?;
+        let v = view(b, &account_key(bidder, cid)).await?;
+        Ok::<_, Failure>(json(StatusCode::OK, &v))
+    };
+    run.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn delete(s: &AdminState, bidder: &str, cid: Option<&str>) -> Response {
+    let run = async {
+        let b = budgets(s)?;
+        let account = account_key(bidder, cid);
+        if !b.store().delete_budget(&account).await.map_err(db_error)? {
+            return Err(fail(
+                StatusCode::NOT_FOUND,
+                format!("no budget for {account:?}"),
+            ));
+        }
+        tracing::info!(%account, "admin: budget removed");
+        if let Err(e) = b.reload().await {
+            tracing::warn!(error = %e, "reload after a budget change failed; the refill task retries");
+        }
+        Ok::<_, Failure>(StatusCode::NO_CONTENT.into_response())
+    };
+    run.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+fn path1(p: Result<Path<String>, PathRejection>) -> Result<String, Failure> {
+    p.map(|Path(n)| n)
+        .map_err(|e| fail(StatusCode::NOT_FOUND, e.body_text().to_lowercase()))
+}
+
+fn path2(p: Result<Path<(String, String)>, PathRejection>) -> Result<(String, String), Failure> {
+    p.map(|Path(n)| n)
+        .map_err(|e| fail(StatusCode::NOT_FOUND, e.body_text().to_lowercase()))
+}
+
+/// Sets a bidder's budget (creates or replaces it).
+#[utoipa::path(put, path = "/v1/bidders/{name}/budget", request_body = BudgetSpec, tag = "budgets",
+    params(("name" = String, Path, description = "bidder name")),
+    responses(
+        (status = 200, description = "replaced", body = BudgetView),
+        (status = 201, description = "created", body = BudgetView),
+        (status = 400, description = "a field is invalid; `field` names it", body = ApiError),
+        (status = 401, description = "no bearer token", body = ApiError),
+        (status = 403, description = "wrong bearer token", body = ApiError),
+        (status = 404, description = "no such bidder", body = ApiError),
+        (status = 503, description = "budgets are off, or the database is unavailable", body = ApiError),
+    ))]
+pub(super) async fn put_bidder_budget(
+    State(s): State<Arc<AdminState>>,
+    name: Result<Path<String>, PathRejection>,
+    body: Bytes,
+) -> Response {
+    match path1(name) {
+        Ok(n) => put(&s, n, None, &body).await,
+        Err(f) => f.into_response(),
+    }
+}
+
+/// A bidder's budget and where it stands today.
+#[utoipa::path(get, path = "/v1/bidders/{name}/budget", tag = "budgets",
+    params(("name" = String, Path, description = "bidder name")),
+    responses(
+        (status = 200, description = "the budget", body = BudgetView),
+        (status = 401, description = "no bearer token", body = ApiError),
+        (status = 403, description = "wrong bearer token", body = ApiError),
+        (status = 404, description = "no budget for this bidder", body = ApiError),
+        (status = 503, description = "budgets are off, or the database is unavailable", body = ApiError),
+    ))]
+pub(super) async fn get_bidder_budget(
+    State(s): State<Arc<AdminState>>,
+    name: Result<Path<String>, PathRejection>,
+) -> Response {
+    match path1(name) {
+        Ok(n) => get(&s, &n, None).await,
+        Err(f) => f.into_response(),
+    }
+}
+
+/// Removes a bidder's budget: its wins are no longer limited.
+#[utoipa::path(delete, path = "/v1/bidders/{name}/budget", tag = "budgets",
+    params(("name" = String, Path, description = "bidder name")),
+    responses(
+        (status = 204, description = "removed"),
+        (status = 401, description = "no bearer token", body = ApiError),
+        (status = 403, description = "wrong bearer token", body = ApiError),
+        (status = 404, description = "no budget for this bidder", body = ApiError),
+        (status = 503, description = "budgets are off, or the database is unavailable", body = ApiError),
+    ))]
+pub(super) async fn delete_bidder_budget(
+    State(s): State<Arc<AdminState>>,
+    name: Result<Path<String>, PathRejection>,
+) -> Response {
+    match path1(name) {
+        Ok(n) => delete(&s, &n, None).await,
+        Err(f) => f.into_response(),
+    }
+}
+
+/// Sets a campaign's budget (bids with this `cid`).
+#[utoipa::path(put, path = "/v1/bidders/{name}/campaigns/{cid}/budget", request_body = BudgetSpec, tag = "budgets",
+    params(("name" = String, Path, description = "bidder name"), ("cid" = String, Path, description = "campaign id (`Bid.cid`)")),
+    responses(
+        (status = 200, description = "replaced", body = BudgetView),
+        (status = 201, description = "created", body = BudgetView),
+        (status = 400, description = "a field is invalid; `field` names it", body = ApiError),
+        (status = 401, description = "no bearer token", body = ApiError),
+        (status = 403, description = "wrong bearer token", body = ApiError),
+        (status = 404, description = "no such bidder", body = ApiError),
+        (status = 503, description = "budgets are off, or the database is unavailable", body = ApiError),
+    ))]
+pub(super) async fn put_campaign_budget(
+    State(s): State<Arc<AdminState>>,
+    p: Result<Path<(String, String)>, PathRejection>,
+    body: Bytes,
+) -> Response {
+    match path2(p) {
+        Ok((n, c)) => put(&s, n, Some(c), &body).await,
+        Err(f) => f.into_response(),
+    }
+}
+
+/// A campaign's budget and where it stands today.
+#[utoipa::path(get, path = "/v1/bidders/{name}/campaigns/{cid}/budget", tag = "budgets",
+    params(("name" = String, Path, description = "bidder name"), ("cid" = String, Path, description = "campaign id (`Bid.cid`)")),
+    responses(
+        (status = 200, description = "the budget", body = BudgetView),
+        (status = 401, description = "no bearer token", body = ApiError),
+        (status = 403, description = "wrong bearer token", body = ApiError),
+        (status = 404, description = "no budget for this campaign", body = ApiError),
+        (status = 503, description = "budgets are off, or the database is unavailable", body = ApiError),
+    ))]
+pub(super) async fn get_campaign_budget(
+    State(s): State<Arc<AdminState>>,
+    p: Result<Path<(String, String)>, PathRejection>,
+) -> Response {
+    match path2(p) {
+        Ok((n, c)) => get(&s, &n, Some(&c)).await,
+        Err(f) => f.into_response(),
+    }
+}
+
+/// Removes a campaign's budget.
+#[utoipa::path(delete, path = "/v1/bidders/{name}/campaigns/{cid}/budget", tag = "budgets",
+    params(("name" = String, Path, description = "bidder name"), ("cid" = String, Path, description = "campaign id (`Bid.cid`)")),
+    responses(
+        (status = 204, description = "removed"),
+        (status = 401, description = "no bearer token", body = ApiError),
+        (status = 403, description = "wrong bearer token", body = ApiError),
+        (status = 404, description = "no budget for this campaign", body = ApiError),
+        (status = 503, description = "budgets are off, or the database is unavailable", body = ApiError),
+    ))]
+pub(super) async fn delete_campaign_budget(
+    State(s): State<Arc<AdminState>>,
+    p: Result<Path<(String, String)>, PathRejection>,
+) -> Response {
+    match path2(p) {
+        Ok((n, c)) => delete(&s, &n, Some(&c)).await,
+        Err(f) => f.into_response(),
+    }
+}

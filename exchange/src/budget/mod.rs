@@ -1,0 +1,538 @@
+//! Budgets on the hot path: leases held in memory, refilled in the background.
+//!
+//! An exchange instance awards a win only within budget it holds as a lease
+//! ([`store`] grants leases with an atomic conditional update in the
+//! ledger's database). The auction asks [`Budgets`] three questions, all
+//! answered from memory under a per-account mutex held for a few
+//! instructions, never waiting on the database:
+//!
+//! - [`Budgets::blocked`]: the bidder's own lease is empty, so calling it
+//!   would be wasted (the auction skips it, seat-non-bid 501);
+//! - [`Budgets::affordable`]: the bid's price fits the leases of the bidder
+//!   and of its campaign (else loss reason 1000, budget exhausted);
+//! - [`Budgets::reserve`]: takes the clearing price out of those leases.
+//!
+//! A background task ([`Budgets::spawn_refill`]) asks for more before a
+//! lease runs dry (below `refill_below` of its last grant), gives back a
+//! piece too small for the bids the bidder makes (so small remainders do not
+//! strand budget across replicas), starts a fresh lease when the day changes
+//! (UTC), renews leases so they do not expire, and reloads the budget list.
+//! On shutdown every lease is cut back to what was awarded from it.
+//!
+//! Accounts without a budget are not limited and cost one hash lookup.
+
+pub mod clock;
+pub mod store;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use serde::Deserialize;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use store::{BudgetRow, BudgetStatus, Granted, LeaseRequest};
+
+use crate::config::ConfigError;
+use crate::ledger::{store::utc_day, LedgerError, Store};
+
+/// Milliseconds in a day: budgets roll over at UTC midnight.
+pub const DAY_MS: i64 = 86_400_000;
+
+/// The day number (days since 1970-01-01, UTC) of a timestamp.
+pub fn day_of(ms: i64) -> i64 {
+    ms.div_euclid(DAY_MS)
+}
+
+/// `[budget]`: how leases are sized and refreshed.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BudgetConfig {
+    /// Enforce budgets. They live in the ledger's database, so this needs
+    /// `[kafka] enabled` (the debits come from the events).
+    pub enabled: bool,
+    /// Share of an account's free budget one grant takes. Small, so several
+    /// replicas share a budget and an instance that dies strands little.
+    pub lease_fraction: f64,
+    /// Smallest grant, in micros, unless less is free (1 currency unit).
+    pub min_lease_micros: i64,
+    /// Refill when a lease holds less than this share of its last grant, so
+    /// it is refilled before it runs dry.
+    pub refill_below: f64,
+    /// How often the refill task looks at the leases. Short, because an
+    /// empty lease turns a bidder away until it is refilled.
+    pub refill_interval_ms: u64,
+    /// How often budgets are reloaded from the database (new, changed and
+    /// removed budgets reach every replica within this).
+    pub reload_interval_ms: u64,
+    /// A lease its instance stops renewing returns to the account after
+    /// this; renewed every third of it.
+    pub lease_ttl_ms: u64,
+}
+
+impl Default for BudgetConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            lease_fraction: 0.1,
+            min_lease_micros: 1_000_000,
+            refill_below: 0.5,
+            refill_interval_ms: 20,
+            reload_interval_ms: 1_000,
+            lease_ttl_ms: 15_000,
+        }
+    }
+}
+
+impl BudgetConfig {
+    /// Checks the values; errors name the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: &str| {
+            Err(ConfigError::Invalid {
+                key: format!("budget.{key}"),
+                message: message.to_owned(),
+            })
+        };
+        if !(self.lease_fraction > 0.0 && self.lease_fraction <= 1.0) {
+            return bad("lease_fraction", "must be in (0, 1]");
+        }
+        if self.min_lease_micros < 1 {
+            return bad("min_lease_micros", "must be at least 1");
+        }
+        if !(0.0..=1.0).contains(&self.refill_below) {
+            return bad("refill_below", "must be in [0, 1]");
+        }
+        if self.refill_interval_ms == 0 || self.reload_interval_ms == 0 {
+            return bad("refill_interval_ms", "intervals must be at least 1 ms");
+        }
+        if self.lease_ttl_ms < 3 * self.refill_interval_ms.max(1) || self.lease_ttl_ms < 1_000 {
+            return bad(
+                "lease_ttl_ms",
+                "must be at least 1000 and three refill intervals",
+            );
+        }
+        Ok(())
+    }
+}
+
+/// One instance's lease on one account, for one day.
+#[derive(Debug, Default)]
+struct Lease {
+    /// Day number the lease is for; `None` before the first grant.
+    day: Option<i64>,
+    /// Granted to this instance for `day` (cumulative).
+    granted: i64,
+    /// Awarded from it (cumulative).
+    awarded: i64,
+    /// The last grant's size: refill below `refill_below` of it.
+    last_grant: i64,
+    /// A bid did not fit what is left: give it back and ask again.
+    release: bool,
+    /// The largest price that did not fit since the last grant: the next
+    /// grant must cover it (else the lease stays empty and the bidder is
+    /// not called).
+    need: i64,
+    /// The last request got nothing: do not ask again before this (ms).
+    dry_until_ms: i64,
+}
+
+impl Lease {
+    fn available(&self, day: i64) -> i64 {
+        if self.day == Some(day) {
+            self.granted - self.awarded
+        } else {
+            0
+        }
+    }
+
+    /// A bid of `price` did not fit: give the remainder back at the next
+    /// refill and ask for at least `price`.
+    fn missed(&mut self, day: i64, price: i64) {
+        self.release = self.day == Some(day) && self.granted > self.awarded;
+        self.need = self.need.max(price);
+    }
+
+    /// Nothing worth calling the bidder for: empty, or less than a price
+    /// that already did not fit.
+    fn starved(&self, day: i64) -> bool {
+        let a = self.available(day);
+        a <= 0 || a < self.need
+    }
+}
+
+/// A budgeted account and this instance's lease on it.
+#[derive(Debug)]
+pub struct Account {
+    row: BudgetRow,
+    lease: Mutex<Lease>,
+}
+
+impl Account {
+    fn lease(&self) -> MutexGuard<'_, Lease> {
+        // A panic while holding it cannot leave the numbers half-written
+        // (each update is a single assignment); keep going.
+        self.lease.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The account key.
+    pub fn key(&self) -> &str {
+        &self.row.account
+    }
+}
+
+/// One bidder's budgeted accounts: its own and its campaigns'.
+#[derive(Debug, Default)]
+struct SeatAccounts {
+    own: Option<Arc<Account>>,
+    campaigns: HashMap<String, Arc<Account>>,
+}
+
+impl SeatAccounts {
+    /// The accounts a win of `cid` is charged to, bidder first (the lock order).
+    fn for_bid(&self, cid: Option<&str>) -> [Option<&Arc<Account>>; 2] {
+        let campaign = cid.and_then(|c| self.campaigns.get(c));
+        [self.own.as_ref(), campaign]
+    }
+}
+
+/// The instance's budget leases (see the module docs).
+#[derive(Debug)]
+pub struct Budgets {
+    store: Store,
+    instance: Arc<str>,
+    clock: Arc<dyn Clock>,
+    cfg: BudgetConfig,
+    seats: ArcSwap<HashMap<String, SeatAccounts>>,
+    wake: Notify,
+}
+
+impl Budgets {
+    /// Loads the budgets and takes a first lease on each (so the first
+    /// auctions can award), ready for [`spawn_refill`](Self::spawn_refill).
+    pub async fn start(
+        store: Store,
+        instance: Arc<str>,
+        clock: Arc<dyn Clock>,
+        cfg: BudgetConfig,
+    ) -> Result<Arc<Self>, LedgerError> {
+        let b = Arc::new(Self {
+            store,
+            instance,
+            clock,
+            cfg,
+            seats: ArcSwap::from_pointee(HashMap::new()),
+            wake: Notify::new(),
+        });
+        b.reload().await?;
+        b.refill_all(b.clock.now_ms()).await;
+        Ok(b)
+    }
+
+    /// The database the leases live in.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// This instance's id (in leases and events).
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// The clock days and expiries are judged by.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// True when `seat` has a budget of its own and this instance's lease on
+    /// it is empty for `day`: the auction does not call it. Asks the refill
+    /// task for more.
+    pub fn blocked(&self, seat: &str, day: i64) -> bool {
+        let seats = self.seats.load();
+        let Some(own) = seats.get(seat).and_then(|s| s.own.as_ref()) else {
+            return false;
+        };
+        let empty = own.lease().starved(day);
+        if empty {
+            self.wake.notify_one();
+        }
+        empty
+    }
+
+    /// Whether a bid of `price` by `seat` for campaign `cid` fits the leases
+    /// it would be charged to. A bid that does not fit asks the refill task
+    /// to trade the remainder for a fresh grant.
+    pub fn affordable(&self, seat: &str, cid: Option<&str>, price: i64, day: i64) -> bool {
+        let seats = self.seats.load();
+        let Some(s) = seats.get(seat) else {
+            return true;
+        };
+        let mut ok = true;
+        for account in s.for_bid(cid).into_iter().flatten() {
+            let mut lease = account.lease();
+            if lease.available(day) < price {
+                lease.missed(day, price);
+                ok = false;
+            }
+        }
+        if !ok {
+            self.wake.notify_one();
+        }
+        ok
+    }
+
+    /// Takes `amount` out of the leases of `seat` (and of campaign `cid`)
+    /// for `day`, all or nothing; false when they no longer hold it (another
+    /// auction took it since [`affordable`](Self::affordable)).
+    pub fn reserve(&self, seat: &str, cid: Option<&str>, amount: i64, day: i64) -> bool {
+        let seats = self.seats.load();
+        let Some(s) = seats.get(seat) else {
+            return true;
+        };
+        let accounts = s.for_bid(cid);
+        // Lock order: bidder, then campaign (for_bid's order), everywhere.
+        let mut guards: Vec<MutexGuard<'_, Lease>> =
+            accounts.iter().flatten().map(|a| a.lease()).collect();
+        if guards.iter().any(|l| l.available(day) < amount) {
+            for l in &mut guards {
+                if l.available(day) < amount {
+                    l.missed(day, amount);
+                }
+            }
+            drop(guards);
+            self.wake.notify_one();
+            return false;
+        }
+        let mut low = false;
+        for l in &mut guards {
+            l.awarded += amount;
+            low |= (l.granted - l.awarded) as f64 <= l.last_grant as f64 * self.cfg.refill_below;
+        }
+        drop(guards);
+        if low {
+            self.wake.notify_one();
+        }
+        true
+    }
+
+    /// Whether any budget is configured (tests and the stats page).
+    pub fn has_budgets(&self) -> bool {
+        !self.seats.load().is_empty()
+    }
+
+    /// What this instance can still award from `account`'s lease today.
+    pub fn available(&self, account: &str) -> Option<i64> {
+        let day = day_of(self.clock.now_ms());
+        let seats = self.seats.load();
+        seats.values().find_map(|s| {
+            s.own
+                .iter()
+                .chain(s.campaigns.values())
+                .find(|a| a.key() == account)
+                .map(|a| a.lease().available(day))
+        })
+    }
+
+    /// Makes this instance see budget changes now (the admin API calls it
+    /// after a change, like the registry's reload).
+    pub async fn reload(&self) -> Result<(), LedgerError> {
+        let rows = self.store.budgets().await?;
+        let old = self.seats.load_full();
+        let find = |row: &BudgetRow| -> Option<Arc<Account>> {
+            let s = old.get(&row.bidder)?;
+            match &row.cid {
+                None => s.own.clone(),
+                Some(c) => s.campaigns.get(c).cloned(),
+            }
+        };
+        let mut seats: HashMap<String, SeatAccounts> = HashMap::new();
+        for row in rows {
+            // Keep the lease of an account whose limits changed.
+            let account = match find(&row) {
+                Some(a) if a.row == row => a,
+                Some(a) => {
+                    let lease = std::mem::take(&mut *a.lease());
+                    Arc::new(Account {
+                        row: row.clone(),
+                        lease: Mutex::new(lease),
+                    })
+                }
+                None => Arc::new(Account {
+                    row: row.clone(),
+                    lease: Mutex::new(Lease::default()),
+                }),
+            };
+            let seat = seats.entry(row.bidder.clone()).or_default();
+            match &row.cid {
+                None => seat.own = Some(account),
+                Some(c) => {
+                    seat.campaigns.insert(c.clone(), account);
+                }
+            }
+        }
+        self.seats.store(Arc::new(seats));
+        Ok(())
+    }
+
+    fn accounts(&self) -> Vec<Arc<Account>> {
+        let seats = self.seats.load();
+        seats
+            .values()
+            .flat_map(|s| s.own.iter().chain(s.campaigns.values()).cloned())
+            .collect()
+    }
+
+    /// One pass over every lease: day change, refill, release.
+    async fn refill_all(&self, now_ms: i64) {
+        for account in self.accounts() {
+            if let Err(e) = self.refill(&account, now_ms).await {
+                tracing::warn!(account = %account.key(), error = %e, "budget lease refill failed");
+            }
+        }
+    }
+
+    async fn refill(&self, account: &Account, now_ms: i64) -> Result<(), LedgerError> {
+        let day = day_of(now_ms);
+        // Decide under the lock, talk to the database without it.
+        let (ended, ask) = {
+            let mut l = account.lease();
+            let mut ended = None;
+            if l.day != Some(day) {
+                if let Some(old) = l.day {
+                    ended = Some((old, l.awarded));
+                }
+                *l = Lease {
+                    day: Some(day),
+                    ..Lease::default()
+                };
+            }
+            let available = l.granted - l.awarded;
+            let low = available as f64 <= l.last_grant as f64 * self.cfg.refill_below;
+            let wanted = l.release || low || l.last_grant == 0 || l.need > available;
+            let ask = if !wanted || (now_ms < l.dry_until_ms && !l.release) {
+                None
+            } else {
+                let release = std::mem::take(&mut l.release);
+                if release {
+                    // Nothing more is awarded from the remainder given back.
+                    l.granted = l.awarded;
+                }
+                Some((release, l.awarded, l.need))
+            };
+            (ended, ask)
+        };
+        if let Some((old, old_awarded)) = ended {
+            self.end_day(account, old, old_awarded).await?;
+        }
+        let Some((release, awarded, need)) = ask else {
+            return Ok(());
+        };
+        let day_text = utc_day(now_ms);
+        let req = LeaseRequest {
+            account: account.key(),
+            instance: &self.instance,
+            day: &day_text,
+            now_ms,
+            awarded_micros: awarded,
+            release,
+            need_micros: need,
+            min_micros: self.cfg.min_lease_micros,
+            fraction: self.cfg.lease_fraction,
+            ttl_ms: self.cfg.lease_ttl_ms as i64,
+        };
+        let granted = self.store.grant(&req).await?;
+        let mut l = account.lease();
+        if l.day != Some(day) {
+            return Ok(()); // The day turned meanwhile; the next pass starts over.
+        }
+        match granted {
+            Some(g) if g.amount > 0 => {
+                l.granted += g.amount;
+                l.last_grant = g.amount;
+                l.dry_until_ms = 0;
+                l.need = 0;
+            }
+            // Nothing free (or the budget was removed): ask again later, not
+            // on every pass.
+            _ => {
+                l.dry_until_ms = now_ms + DRY_RETRY.as_millis() as i64;
+                if l.last_grant == 0 {
+                    l.last_grant = 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives back what was not awarded from a lease whose day ended.
+    async fn end_day(&self, account: &Account, day: i64, awarded: i64) -> Result<(), LedgerError> {
+        let text = utc_day(day * DAY_MS);
+        self.store
+            .release(account.key(), &self.instance, &text, awarded)
+            .await
+    }
+
+    /// Extends every lease and records what was awarded from it.
+    async fn renew_all(&self, now_ms: i64) {
+        let expires = now_ms + self.cfg.lease_ttl_ms as i64;
+        for account in self.accounts() {
+            let (day, awarded) = {
+                let l = account.lease();
+                match l.day {
+                    Some(d) => (d, l.awarded),
+                    None => continue,
+                }
+            };
+            let text = utc_day(day * DAY_MS);
+            if let Err(e) = self
+                .store
+                .renew(account.key(), &self.instance, &text, expires, awarded)
+                .await
+            {
+                tracing::warn!(account = %account.key(), error = %e, "budget lease renewal failed");
+            }
+        }
+    }
+
+    /// Runs the refill loop until `stop`; then records what was awarded and
+    /// gives back the rest of every lease.
+    pub fn spawn_refill(self: &Arc<Self>, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let every = Duration::from_millis(me.cfg.refill_interval_ms);
+            let reload_every = Duration::from_millis(me.cfg.reload_interval_ms);
+            let renew_every = Duration::from_millis(me.cfg.lease_ttl_ms / 3);
+            let mut last_reload = tokio::time::Instant::now();
+            let mut last_renew = tokio::time::Instant::now();
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    () = me.wake.notified() => {}
+                    () = tokio::time::sleep(every) => {}
+                }
+                if last_reload.elapsed() >= reload_every {
+                    last_reload = tokio::time::Instant::now();
+                    if let Err(e) = me.reload().await {
+                        tracing::warn!(error = %e, "budget reload failed");
+                    }
+                }
+                let now = me.clock.now_ms();
+                me.refill_all(now).await;
+                if last_renew.elapsed() >= renew_every {
+                    last_renew = tokio::time::Instant::now();
+                    me.renew_all(now).await;
+                }
+            }
+            me.renew_all(me.clock.now_ms()).await;
+            if let Err(e) = me.store.release_instance(&me.instance).await {
+                tracing::warn!(error = %e, "could not give back budget leases; they expire");
+            }
+        })
+    }
+}
+
+/// After a request that got nothing, how long before asking again. Other
+/// replicas give back remainders they cannot use, so budget can free up.
+const DRY_RETRY: Duration = Duration::from_millis(200);

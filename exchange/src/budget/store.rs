@@ -1,0 +1,434 @@
+//! Budget accounts and leases in the ledger's database (PostgreSQL or
+//! SQLite, the same SQL for both).
+//!
+//! The rule every grant keeps, per account:
+//!
+//! ```text
+//! spent + outstanding leases <= budget      (daily: today's; total: all days)
+//! outstanding = granted - debited            (per lease row)
+//! ```
+//!
+//! A grant bumps the account's `lock_seq` first, so grants for one account
+//! run one at a time (a row lock in PostgreSQL, the write lock in SQLite),
+//! then computes what is free and adds at most that to the caller's lease.
+//! The ledger moves a debit from a lease to spend in one transaction (it
+//! adds to `debited` and to `account_spend` together), which leaves the sum
+//! unchanged. A lease whose instance stopped renewing it is cut back to
+//! what that instance reported it awarded; the rest returns to the account.
+
+use sqlx::Row;
+
+use crate::ledger::{on_pool, LedgerError, Store};
+
+/// An account's budget, as configured. Amounts in micros; `None` is no limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetRow {
+    /// `seat` or `seat/cid` (see `rtb_proto::events::account_key`).
+    pub account: String,
+    /// The bidder (seat).
+    pub bidder: String,
+    /// The campaign, for campaign accounts.
+    pub cid: Option<String>,
+    /// Most that may be spent per day (UTC).
+    pub daily_micros: Option<i64>,
+    /// Most that may be spent in total.
+    pub total_micros: Option<i64>,
+}
+
+/// Where an account stands on `day`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetStatus {
+    /// The budget.
+    pub budget: BudgetRow,
+    /// The day the figures are for (`YYYY-MM-DD`, UTC).
+    pub day: String,
+    /// Debited today (for a bidder: its campaigns' debits included).
+    pub spent_today_micros: i64,
+    /// Debited in total.
+    pub spent_total_micros: i64,
+    /// Leased to exchange instances and not yet debited (all days).
+    pub leased_micros: i64,
+    /// Neither spent nor leased: what can still be leased now.
+    pub remaining_micros: i64,
+}
+
+impl BudgetStatus {
+    /// Nothing is left to lease: exchanges only award what their leases
+    /// still hold, and stop calling the bidder once those run out.
+    pub fn exhausted(&self) -> bool {
+        self.remaining_micros <= 0
+    }
+}
+
+/// A lease request from one exchange instance.
+#[derive(Debug, Clone)]
+pub struct LeaseRequest<'a> {
+    /// Account.
+    pub account: &'a str,
+    /// The asking instance.
+    pub instance: &'a str,
+    /// The day the lease is for (`YYYY-MM-DD`).
+    pub day: &'a str,
+    /// The instance's clock now (ms since epoch): expiry is judged by it.
+    pub now_ms: i64,
+    /// What the instance has awarded from this lease so far (cumulative).
+    pub awarded_micros: i64,
+    /// Give back what was granted and not awarded before asking: the
+    /// instance holds a piece too small for the bids it gets.
+    pub release: bool,
+    /// The price of a bid the lease could not pay: grant nothing unless at
+    /// least this much is free, and leave smaller remainders in the pool for
+    /// an instance that can use them (0: no such bid).
+    pub need_micros: i64,
+    /// Smallest grant (unless less is free).
+    pub min_micros: i64,
+    /// Share of the free budget to grant.
+    pub fraction: f64,
+    /// Expiry of the lease from `now_ms` unless renewed.
+    pub ttl_ms: i64,
+}
+
+/// The answer to a lease request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Granted {
+    /// Added to the instance's lease (may be 0).
+    pub amount: i64,
+    /// What is still free for others after this grant.
+    pub free_after: i64,
+}
+
+const LOCK_ACCOUNT: &str = "UPDATE budget_accounts SET lock_seq = lock_seq + 1 WHERE account = $1";
+const SELECT_BUDGET: &str =
+    "SELECT account, bidder, cid, daily_micros, total_micros FROM budget_accounts WHERE account = $1";
+const SELECT_BUDGETS: &str =
+    "SELECT account, bidder, cid, daily_micros, total_micros FROM budget_accounts ORDER BY account";
+const UPSERT_BUDGET: &str = "INSERT INTO budget_accounts
+    (account, bidder, cid, daily_micros, total_micros, updated_ms) VALUES ($1, $2, $3, $4, $5, $6)
+    ON CONFLICT (account) DO UPDATE SET daily_micros = excluded.daily_micros,
+    total_micros = excluded.total_micros, updated_ms = excluded.updated_ms";
+const DELETE_BUDGET: &str = "DELETE FROM budget_accounts WHERE account = $1";
+/// Leases nobody renews go back to the account, less what was awarded.
+const EXPIRE_LEASES: &str = "UPDATE budget_leases SET granted_micros =
+    CASE WHEN awarded_micros > debited_micros THEN awarded_micros ELSE debited_micros END
+    WHERE account = $1 AND expires_ms < $2
+    AND granted_micros > awarded_micros AND granted_micros > debited_micros";
+const RELEASE_LEASE: &str = "UPDATE budget_leases SET granted_micros =
+    CASE WHEN $4 > debited_micros THEN $4 ELSE debited_micros END, awarded_micros = $4
+    WHERE account = $1 AND instance = $2 AND day = $3";
+const UPSERT_LEASE: &str = "INSERT INTO budget_leases
+    (account, instance, day, granted_micros, awarded_micros, debited_micros, expires_ms)
+    VALUES ($1, $2, $3, $4, $5, 0, $6)
+    ON CONFLICT (account, instance, day) DO UPDATE SET
+    granted_micros = budget_leases.granted_micros + excluded.granted_micros,
+    awarded_micros = excluded.awarded_micros, expires_ms = excluded.expires_ms";
+const RENEW_LEASE: &str = "UPDATE budget_leases SET expires_ms = $4, awarded_micros = $5
+    WHERE account = $1 AND instance = $2 AND day = $3";
+/// Everything an instance holds, cut back to what it awarded (it stops).
+const RELEASE_INSTANCE: &str = "UPDATE budget_leases SET granted_micros =
+    CASE WHEN awarded_micros > debited_micros THEN awarded_micros ELSE debited_micros END
+    WHERE instance = $1";
+const OUTSTANDING: &str = "SELECT
+    CAST(COALESCE(SUM(CASE WHEN granted_micros > debited_micros
+        THEN granted_micros - debited_micros ELSE 0 END), 0) AS BIGINT),
+    CAST(COALESCE(SUM(CASE WHEN day = $2 AND granted_micros > debited_micros
+        THEN granted_micros - debited_micros ELSE 0 END), 0) AS BIGINT)
+    FROM budget_leases WHERE account = $1";
+/// A campaign's spend is its own account's.
+const SPENT_CAMPAIGN: &str = "SELECT
+    CAST(COALESCE(SUM(spent_micros), 0) AS BIGINT),
+    CAST(COALESCE(SUM(CASE WHEN day = $2 THEN spent_micros ELSE 0 END), 0) AS BIGINT)
+    FROM account_spend WHERE account = $1";
+/// A bidder's spend includes its campaigns' (`seat/...` accounts). `substr`,
+/// not `LIKE`: seat names may contain `_`, a `LIKE` wildcard.
+const SPENT_BIDDER: &str = "SELECT
+    CAST(COALESCE(SUM(spent_micros), 0) AS BIGINT),
+    CAST(COALESCE(SUM(CASE WHEN day = $2 THEN spent_micros ELSE 0 END), 0) AS BIGINT)
+    FROM account_spend WHERE account = $1 OR substr(account, 1, $3) = $4";
+
+/// Reads a budget row from `SELECT account, bidder, cid, daily, total` (a
+/// macro: the row types of the two backends differ).
+macro_rules! budget_row {
+    ($r:expr) => {
+        BudgetRow {
+            account: $r.try_get(0)?,
+            bidder: $r.try_get(1)?,
+            cid: $r.try_get(2)?,
+            daily_micros: $r.try_get(3)?,
+            total_micros: $r.try_get(4)?,
+        }
+    };
+}
+
+/// Runs the spend query of a budget's account on `$exec`: `(total, today)`.
+/// A macro for the same reason as [`budget_row`].
+macro_rules! spent {
+    ($b:expr, $day:expr, $exec:expr) => {{
+        let b: &BudgetRow = $b;
+        let r = match &b.cid {
+            Some(_) => {
+                sqlx::query(SPENT_CAMPAIGN)
+                    .bind(&b.account)
+                    .bind($day)
+                    .fetch_one($exec)
+                    .await?
+            }
+            None => {
+                let prefix = format!("{}/", b.bidder);
+                sqlx::query(SPENT_BIDDER)
+                    .bind(&b.account)
+                    .bind($day)
+                    .bind(prefix.len() as i32)
+                    .bind(prefix)
+                    .fetch_one($exec)
+                    .await?
+            }
+        };
+        (r.try_get::<i64, _>(0)?, r.try_get::<i64, _>(1)?)
+    }};
+}
+
+/// Free budget given the limits, spend and outstanding leases (never negative).
+fn free(b: &BudgetRow, spent: (i64, i64), outstanding: (i64, i64)) -> i64 {
+    let (spent_total, spent_today) = spent;
+    let (out_total, out_today) = outstanding;
+    let daily = b
+        .daily_micros
+        .map_or(i64::MAX, |d| d - spent_today - out_today);
+    let total = b
+        .total_micros
+        .map_or(i64::MAX, |t| t - spent_total - out_total);
+    daily.min(total).max(0)
+}
+
+/// How much of `free` one grant takes.
+fn grant_size(free: i64, min_micros: i64, fraction: f64) -> i64 {
+    let share = (free as f64 * fraction) as i64;
+    free.min(share.max(min_micros)).max(0)
+}
+
+impl Store {
+    /// Creates or replaces an account's budget; true when it was created.
+    pub async fn put_budget(&self, b: &BudgetRow, now_ms: i64) -> Result<bool, LedgerError> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let existed = sqlx::query(SELECT_BUDGET)
+                .bind(&b.account)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            sqlx::query(UPSERT_BUDGET)
+                .bind(&b.account)
+                .bind(&b.bidder)
+                .bind(&b.cid)
+                .bind(b.daily_micros)
+                .bind(b.total_micros)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(!existed)
+        })
+    }
+
+    /// Removes an account's budget (its spend and leases stay on record);
+    /// true when there was one.
+    pub async fn delete_budget(&self, account: &str) -> Result<bool, LedgerError> {
+        on_pool!(self, pool => {
+            let n = sqlx::query(DELETE_BUDGET).bind(account).execute(pool).await?;
+            Ok(n.rows_affected() > 0)
+        })
+    }
+
+    /// Every configured budget, by account.
+    pub async fn budgets(&self) -> Result<Vec<BudgetRow>, LedgerError> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(SELECT_BUDGETS).fetch_all(pool).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push(budget_row!(r));
+            }
+            Ok(out)
+        })
+    }
+
+    /// An account's budget and where it stands on `day`; `None` when it has
+    /// no budget.
+    pub async fn budget_status(
+        &self,
+        account: &str,
+        day: &str,
+    ) -> Result<Option<BudgetStatus>, LedgerError> {
+        on_pool!(self, pool => {
+            let mut conn = pool.acquire().await?;
+            let Some(row) = sqlx::query(SELECT_BUDGET)
+                .bind(account)
+                .fetch_optional(&mut *conn)
+                .await?
+            else {
+                return Ok(None);
+            };
+            let budget = budget_row!(row);
+            let spent = spent!(&budget, day, &mut *conn);
+            let out = sqlx::query(OUTSTANDING)
+                .bind(account)
+                .bind(day)
+                .fetch_one(&mut *conn)
+                .await?;
+            let out = (out.try_get::<i64, _>(0)?, out.try_get::<i64, _>(1)?);
+            let remaining = free(&budget, spent, out);
+            Ok(Some(BudgetStatus {
+                budget,
+                day: day.to_owned(),
+                spent_today_micros: spent.1,
+                spent_total_micros: spent.0,
+                leased_micros: out.0,
+                remaining_micros: remaining,
+            }))
+        })
+    }
+
+    /// Grants (part of) what is free to the instance's lease, atomically;
+    /// `None` when the account has no budget.
+    pub async fn grant(&self, req: &LeaseRequest<'_>) -> Result<Option<Granted>, LedgerError> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            // First a write: the lock that serializes grants of the account.
+            let locked = sqlx::query(LOCK_ACCOUNT)
+                .bind(req.account)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if locked == 0 {
+                return Ok(None);
+            }
+            let row = sqlx::query(SELECT_BUDGET)
+                .bind(req.account)
+                .fetch_one(&mut *tx)
+                .await?;
+            let budget = budget_row!(row);
+            sqlx::query(EXPIRE_LEASES)
+                .bind(req.account)
+                .bind(req.now_ms)
+                .execute(&mut *tx)
+                .await?;
+            if req.release {
+                sqlx::query(RELEASE_LEASE)
+                    .bind(req.account)
+                    .bind(req.instance)
+                    .bind(req.day)
+                    .bind(req.awarded_micros)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let spent = spent!(&budget, req.day, &mut *tx);
+            let out = sqlx::query(OUTSTANDING)
+                .bind(req.account)
+                .bind(req.day)
+                .fetch_one(&mut *tx)
+                .await?;
+            let out = (out.try_get::<i64, _>(0)?, out.try_get::<i64, _>(1)?);
+            let free = free(&budget, spent, out);
+            let amount = if free < req.need_micros {
+                0
+            } else {
+                grant_size(free, req.min_micros.max(req.need_micros), req.fraction)
+            };
+            sqlx::query(UPSERT_LEASE)
+                .bind(req.account)
+                .bind(req.instance)
+                .bind(req.day)
+                .bind(amount)
+                .bind(req.awarded_micros)
+                .bind(req.now_ms + req.ttl_ms)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(Some(Granted {
+                amount,
+                free_after: free - amount,
+            }))
+        })
+    }
+
+    /// Extends a lease's expiry and records what its instance awarded.
+    pub async fn renew(
+        &self,
+        account: &str,
+        instance: &str,
+        day: &str,
+        expires_ms: i64,
+        awarded_micros: i64,
+    ) -> Result<(), LedgerError> {
+        on_pool!(self, pool => {
+            sqlx::query(RENEW_LEASE)
+                .bind(account)
+                .bind(instance)
+                .bind(day)
+                .bind(expires_ms)
+                .bind(awarded_micros)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// Cuts one lease back to what was awarded from it (a day that ended).
+    pub async fn release(
+        &self,
+        account: &str,
+        instance: &str,
+        day: &str,
+        awarded_micros: i64,
+    ) -> Result<(), LedgerError> {
+        on_pool!(self, pool => {
+            sqlx::query(RELEASE_LEASE)
+                .bind(account)
+                .bind(instance)
+                .bind(day)
+                .bind(awarded_micros)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// Cuts every lease of a stopping instance back to what it awarded
+    /// (after its final `renew`s recorded that).
+    pub async fn release_instance(&self, instance: &str) -> Result<(), LedgerError> {
+        on_pool!(self, pool => {
+            sqlx::query(RELEASE_INSTANCE).bind(instance).execute(pool).await?;
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(daily: Option<i64>, total: Option<i64>) -> BudgetRow {
+        BudgetRow {
+            account: "a".into(),
+            bidder: "a".into(),
+            cid: None,
+            daily_micros: daily,
+            total_micros: total,
+        }
+    }
+
+    #[test]
+    fn free_is_the_tighter_limit_and_never_negative() {
+        assert_eq!(free(&row(Some(100), Some(1000)), (500, 30), (0, 20)), 50);
+        assert_eq!(free(&row(Some(100), Some(1000)), (950, 30), (40, 20)), 10);
+        assert_eq!(free(&row(None, Some(10)), (20, 20), (0, 0)), 0);
+        assert_eq!(free(&row(None, None), (7, 7), (7, 7)), i64::MAX);
+    }
+
+    #[test]
+    fn grants_take_a_share_but_at_least_the_minimum() {
+        assert_eq!(grant_size(1_000_000, 10_000, 0.1), 100_000);
+        assert_eq!(grant_size(50_000, 10_000, 0.1), 10_000);
+        assert_eq!(grant_size(5_000, 10_000, 0.1), 5_000);
+        assert_eq!(grant_size(0, 10_000, 0.1), 0);
+    }
+}
