@@ -323,9 +323,7 @@ impl Exchange {
                         cat: &bid.cat,
                         bundle: bid.bundle.as_deref(),
                         dealid: bid.dealid.as_deref(),
-                        affordable: budgets.is_none_or(|b| {
-                            b.affordable(seat, bid.cid.as_deref(), bid.price.0, day)
-                        }),
+                        affordable: true,
                     });
                     sources.push((d, s, b));
                 }
@@ -333,6 +331,13 @@ impl Exchange {
         }
         let mut result = auction::run(&rules, &offers);
         if let Some(b) = budgets {
+            // A winner whose lease cannot pay its clearing price is out and
+            // the auction runs again without it (the next bid wins, priced
+            // against what is left): at most once per offer.
+            while let Some(offer) = unpaid_win(b, &result, &offers, &sources, &decoded, day) {
+                offers[offer].affordable = false;
+                result = auction::run(&rules, &offers);
+            }
             reserve_wins(b, &mut result, &offers, &sources, &decoded, day);
         }
         let names: Vec<&str> = (0..n + who.skipped.len())
@@ -376,6 +381,35 @@ impl Exchange {
     }
 }
 
+/// The campaign (`Bid.cid`) of an offer.
+fn offer_cid<'a>(
+    sources: &[(usize, usize, usize)],
+    decoded: &'a [Decoded],
+    offer: usize,
+) -> Option<&'a str> {
+    let (d, s, b) = sources[offer];
+    match &decoded[d].status {
+        BidderStatus::Bids(resp) => resp.seatbid[s].bid[b].cid.as_deref(),
+        _ => None,
+    }
+}
+
+/// The first winning offer whose budget lease cannot pay its clearing price.
+fn unpaid_win(
+    budgets: &Budgets,
+    result: &auction::Outcome,
+    offers: &[Offer<'_>],
+    sources: &[(usize, usize, usize)],
+    decoded: &[Decoded],
+    day: i64,
+) -> Option<usize> {
+    result.wins.iter().flatten().find_map(|w| {
+        let cid = offer_cid(sources, decoded, w.offer);
+        let seat = offers[w.offer].seat;
+        (!budgets.affordable(seat, cid, w.clearing.0, day)).then_some(w.offer)
+    })
+}
+
 /// Takes each win's clearing price out of the budget leases. A win whose
 /// lease was emptied by a concurrent auction since the eligibility check is
 /// withdrawn (loss reason 1000) and its imp goes unfilled: rerunning the
@@ -390,11 +424,7 @@ fn reserve_wins(
 ) {
     for win in result.wins.iter_mut() {
         let Some(w) = *win else { continue };
-        let (d, s, b) = sources[w.offer];
-        let BidderStatus::Bids(resp) = &decoded[d].status else {
-            continue;
-        };
-        let cid = resp.seatbid[s].bid[b].cid.as_deref();
+        let cid = offer_cid(sources, decoded, w.offer);
         if !budgets.reserve(offers[w.offer].seat, cid, w.clearing.0, day) {
             *win = None;
             result.reasons[w.offer] = LossReason::BudgetExhausted;

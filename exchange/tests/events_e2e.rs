@@ -221,6 +221,8 @@ async fn ledger_command_applies_events_and_stops_on_sigterm() {
         let mut e = rtb_proto::events::AuctionResult {
             schema_version: 1,
             auction_id: format!("p-{n}"),
+            request_id: None,
+            exchange_instance: None,
             ts_ms: 1_795_000_000_000,
             publisher_id: None,
             site_id: None,

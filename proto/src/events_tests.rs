@@ -95,7 +95,10 @@ fn v2_reader_reads_v1_event() {
     assert_eq!(e.schema_version, 1);
     assert_eq!(e.request_id, None);
     assert_eq!(e.exchange_instance, None);
-    assert_eq!(e.imps[0].winner.as_ref().unwrap().clearing_micros, Micros(1));
+    assert_eq!(
+        e.imps[0].winner.as_ref().unwrap().clearing_micros,
+        Micros(1)
+    );
 }
 
 #[test]

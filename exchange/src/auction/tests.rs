@@ -274,7 +274,10 @@ fn a_bid_over_budget_loses_and_the_next_wins() {
         affordable: false,
         ..offer("rich", 0, 0, 0.1)
     }];
-    let out = run(&rules(AuctionType::SecondPrice, vec![imp("1", 0.5)]), &below);
+    let out = run(
+        &rules(AuctionType::SecondPrice, vec![imp("1", 0.5)]),
+        &below,
+    );
     assert_eq!(out.reasons[0], LossReason::BelowAuctionFloor);
 }
 

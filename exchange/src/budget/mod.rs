@@ -8,8 +8,9 @@
 //!
 //! - [`Budgets::blocked`]: the bidder's own lease is empty, so calling it
 //!   would be wasted (the auction skips it, seat-non-bid 501);
-//! - [`Budgets::affordable`]: the bid's price fits the leases of the bidder
-//!   and of its campaign (else loss reason 1000, budget exhausted);
+//! - [`Budgets::affordable`]: a winner's clearing price fits the leases of
+//!   the bidder and of its campaign (else the bid loses with loss reason
+//!   1000, budget exhausted, and the auction runs again without it);
 //! - [`Budgets::reserve`]: takes the clearing price out of those leases.
 //!
 //! A background task ([`Budgets::spawn_refill`]) asks for more before a
@@ -261,9 +262,9 @@ impl Budgets {
         empty
     }
 
-    /// Whether a bid of `price` by `seat` for campaign `cid` fits the leases
-    /// it would be charged to. A bid that does not fit asks the refill task
-    /// to trade the remainder for a fresh grant.
+    /// Whether a win at `price` by `seat` for campaign `cid` fits the leases
+    /// it would be charged to. A win that does not fit asks the refill task
+    /// to trade the remainder for a grant of at least `price`.
     pub fn affordable(&self, seat: &str, cid: Option<&str>, price: i64, day: i64) -> bool {
         let seats = self.seats.load();
         let Some(s) = seats.get(seat) else {
@@ -443,6 +444,7 @@ impl Budgets {
             ttl_ms: self.cfg.lease_ttl_ms as i64,
         };
         let granted = self.store.grant(&req).await?;
+        tracing::debug!(account = %account.key(), release, need, awarded, ?granted, "budget lease request");
         let mut l = account.lease();
         if l.day != Some(day) {
             return Ok(()); // The day turned meanwhile; the next pass starts over.

@@ -102,10 +102,11 @@ const SELECT_BUDGET: &str =
     "SELECT account, bidder, cid, daily_micros, total_micros FROM budget_accounts WHERE account = $1";
 const SELECT_BUDGETS: &str =
     "SELECT account, bidder, cid, daily_micros, total_micros FROM budget_accounts ORDER BY account";
-const UPSERT_BUDGET: &str = "INSERT INTO budget_accounts
+const INSERT_BUDGET: &str = "INSERT INTO budget_accounts
     (account, bidder, cid, daily_micros, total_micros, updated_ms) VALUES ($1, $2, $3, $4, $5, $6)
-    ON CONFLICT (account) DO UPDATE SET daily_micros = excluded.daily_micros,
-    total_micros = excluded.total_micros, updated_ms = excluded.updated_ms";
+    ON CONFLICT (account) DO NOTHING";
+const UPDATE_BUDGET: &str = "UPDATE budget_accounts
+    SET daily_micros = $2, total_micros = $3, updated_ms = $4 WHERE account = $1";
 const DELETE_BUDGET: &str = "DELETE FROM budget_accounts WHERE account = $1";
 /// Leases nobody renews go back to the account, less what was awarded.
 const EXPIRE_LEASES: &str = "UPDATE budget_leases SET granted_micros =
@@ -210,13 +211,10 @@ impl Store {
     /// Creates or replaces an account's budget; true when it was created.
     pub async fn put_budget(&self, b: &BudgetRow, now_ms: i64) -> Result<bool, LedgerError> {
         on_pool!(self, pool => {
+            // Writes only: a SQLite read that later upgrades to a write can
+            // fail at once with `database is locked` under a concurrent writer.
             let mut tx = pool.begin().await?;
-            let existed = sqlx::query(SELECT_BUDGET)
-                .bind(&b.account)
-                .fetch_optional(&mut *tx)
-                .await?
-                .is_some();
-            sqlx::query(UPSERT_BUDGET)
+            let inserted = sqlx::query(INSERT_BUDGET)
                 .bind(&b.account)
                 .bind(&b.bidder)
                 .bind(&b.cid)
@@ -224,9 +222,20 @@ impl Store {
                 .bind(b.total_micros)
                 .bind(now_ms)
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected()
+                > 0;
+            if !inserted {
+                sqlx::query(UPDATE_BUDGET)
+                    .bind(&b.account)
+                    .bind(b.daily_micros)
+                    .bind(b.total_micros)
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             tx.commit().await?;
-            Ok(!existed)
+            Ok(inserted)
         })
     }
 

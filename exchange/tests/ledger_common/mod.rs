@@ -153,6 +153,8 @@ pub fn event(n: u32) -> AuctionResult {
     AuctionResult {
         schema_version: AUCTION_RESULT_SCHEMA_VERSION,
         auction_id: format!("auction-{n}"),
+        request_id: Some(format!("request-{n}")),
+        exchange_instance: None,
         ts_ms: 1_795_000_000_000 + i64::from(n),
         publisher_id: Some("pub-1".into()),
         site_id: Some("site-1".into()),

@@ -1,0 +1,456 @@
+//! Budgets end to end: the admin budget API, leases, daily rollover with a
+//! controlled clock, lease expiry, and three real `exchange serve` processes
+//! spending one small budget through a Kafka-protocol broker (librdkafka's
+//! mock cluster) into a ledger on PostgreSQL.
+//!
+//! The simulated bidder bids 1.00 and the floor is 0.09, so a lone bidder
+//! clears at 0.10 (second price: floor + 0.01): each win costs 100,000 micros.
+
+mod common;
+mod ledger_common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use ledger_common::{Backend, Harness};
+use rtb_exchange::budget::{BudgetRow, LeaseRequest, ManualClock};
+use rtb_exchange::config::{BidderEntry, Config, Protocol};
+use rtb_exchange::ledger::{Ledger, Store};
+use rtb_exchange::server::{self, RunningExchange};
+use rtb_proto::Micros;
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+/// What one win costs: floor 0.09 + 0.01.
+const PRICE: i64 = 100_000;
+const FLOOR: f64 = 0.09;
+/// No win for this long: the budget is spent (see `spend_until_exhausted`).
+const QUIET: Duration = Duration::from_millis(1_500);
+
+/// Sends `n` auctions to `url` at once; returns (wins, micros charged).
+async fn round(url: &str, tag: &str, n: usize) -> (i64, i64) {
+    let requests: Vec<Value> = (0..n)
+        .map(|i| request(&format!("{tag}-{i}"), FLOOR, 300))
+        .collect();
+    let calls = requests.iter().map(|r| post_url(url, r));
+    let mut wins = 0;
+    let mut charged = 0;
+    for a in futures_util::future::join_all(calls).await {
+        if a.status == 204 {
+            continue;
+        }
+        assert_eq!(a.status, 200, "{}", a.text());
+        let v = a.json();
+        for (_, bid) in winners(&v) {
+            charged += Micros::from_decimal(bid["price"].as_f64().unwrap())
+                .unwrap()
+                .0;
+            wins += 1;
+        }
+    }
+    (wins, charged)
+}
+
+/// Runs rounds against every URL until nothing was won for `quiet` (a few
+/// times the refill task's retry interval, so remainders given back by one
+/// replica have been picked up by another), or 60 s pass; returns (wins,
+/// micros charged).
+async fn spend_until_exhausted(urls: &[&str], tag: &str, quiet: Duration) -> (i64, i64) {
+    let (mut wins, mut charged) = (0, 0);
+    let mut last_win = tokio::time::Instant::now();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    for r in 0.. {
+        let tags: Vec<String> = (0..urls.len()).map(|i| format!("{tag}-{r}-{i}")).collect();
+        let rounds = urls.iter().zip(&tags).map(|(u, t)| round(u, t, 10));
+        let mut won = 0;
+        for (w, c) in futures_util::future::join_all(rounds).await {
+            won += w;
+            charged += c;
+        }
+        wins += won;
+        if won > 0 {
+            last_win = tokio::time::Instant::now();
+        } else if last_win.elapsed() >= quiet {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still winning after 60 s: {wins} wins, {charged} micros"
+        );
+        // Leases are refilled in the background; give the refill task a turn.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    (wins, charged)
+}
+
+/// An exhausted bidder is not called at all (seat-non-bid 501): more
+/// auctions on every replica leave its request count where it was.
+async fn assert_not_called(urls: &[&str], bidder: &rtb_bidder::BidderHandle) {
+    let before = bidder.stats().requests;
+    let (wins, _) = spend_until_exhausted(urls, "after", Duration::ZERO).await;
+    assert_eq!(wins, 0);
+    assert_eq!(
+        bidder.stats().requests,
+        before,
+        "an exhausted bidder must not be called"
+    );
+}
+
+async fn get_budget(ex: &RunningExchange, path: &str) -> Value {
+    let a = admin(ex, "GET", path, None).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    a.json()
+}
+
+/// Polls the budget until the ledger has debited `micros` today.
+async fn until_spent_today(ex: &RunningExchange, micros: i64) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = get_budget(ex, "/v1/bidders/alpha/budget").await;
+        if v["spent_today_micros"] == micros {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "ledger never reached {micros} micros today: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The admin budget API (validation included), and a daily budget that is
+/// spent to the micro, rolls over at UTC midnight on a controlled clock, and
+/// stops at the total.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daily_budget_rolls_over_at_midnight_and_total_caps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let alpha = bidder("alpha", 1.0, |_| {}).await;
+    // 2026-11-23 23:59:00 UTC.
+    let clock = Arc::new(ManualClock::new(1_795_478_340_000));
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        admin_listen: Some("127.0.0.1:0".parse().unwrap()),
+        admin_token: Some(TOKEN.to_owned()),
+        sqlite_path: Some(dir.path().join("registry.sqlite")),
+        ..Config::default()
+    };
+    config
+        .bidders
+        .push(BidderEntry::new("alpha", vec![alpha.url()], Protocol::H2c));
+    config.server.max_scheduling_lag_ms = 0;
+    config.kafka.spool_path = dir.path().join("events.spool");
+    config.ledger.sqlite_path = dir.path().join("ledger.sqlite");
+    config.ledger.batch_ms = 10;
+    // Grants of 0.20 (two wins) out of a daily 1.00: whole wins only, so the
+    // day is spent to the micro.
+    config.budget.min_lease_micros = 2 * PRICE;
+    config.budget.lease_fraction = 0.2;
+    config.budget.reload_interval_ms = 100;
+    config.validate().unwrap();
+    let ex = server::start_with_clock(config, clock.clone())
+        .await
+        .unwrap();
+
+    // Validation: the field at fault is named.
+    for (body, field) in [
+        (json!({"daily": -1}), "daily"),
+        (json!({"daily": "ten"}), "daily"),
+        (json!({"total": 5, "dayly": 1}), "dayly"),
+        (json!({}), "daily"),
+    ] {
+        let a = admin(&ex, "PUT", "/v1/bidders/alpha/budget", Some(&body)).await;
+        assert_eq!(a.status, 400, "{body}: {}", a.text());
+        assert_eq!(a.json()["field"], field, "{body}: {}", a.text());
+    }
+    let a = admin(
+        &ex,
+        "PUT",
+        "/v1/bidders/nobody/budget",
+        Some(&json!({"total": 1})),
+    )
+    .await;
+    assert_eq!(a.status, 404, "{}", a.text());
+    let a = admin(&ex, "GET", "/v1/bidders/alpha/budget", None).await;
+    assert_eq!(a.status, 404, "{}", a.text());
+
+    // Before any budget the bidder is not limited.
+    let (wins, _) = round(&ex.url(), "free", 5).await;
+    assert_eq!(wins, 5);
+    let unbudgeted = 5 * PRICE;
+    // Spend made without a lease is known once the ledger has applied it.
+    let stats = ex.events().unwrap().ledger_stats().unwrap().clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while stats.debits.load(std::sync::atomic::Ordering::Relaxed) < 5 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "ledger never applied the wins"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let set = json!({"daily": 1.0, "total": 2.5});
+    let a = admin(&ex, "PUT", "/v1/bidders/alpha/budget", Some(&set)).await;
+    assert_eq!(a.status, 201, "{}", a.text());
+    let a = admin(&ex, "PUT", "/v1/bidders/alpha/budget", Some(&set)).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let v = a.json();
+    assert_eq!(v["daily"], 1.0);
+    assert_eq!(v["total_micros"], 2_500_000);
+    assert_eq!(v["day"], "2026-11-23");
+    assert_eq!(v["status"], "active");
+
+    // A campaign budget for a campaign this bidder does not bid with: the
+    // API stores and reports it, and it limits nothing here.
+    let c = admin(
+        &ex,
+        "PUT",
+        "/v1/bidders/alpha/campaigns/other-campaign/budget",
+        Some(&json!({"total": 0.5})),
+    )
+    .await;
+    assert_eq!(c.status, 201, "{}", c.text());
+    assert_eq!(c.json()["cid"], "other-campaign");
+    assert_eq!(c.json()["account"], "alpha/other-campaign");
+
+    // Day one: the earlier unbudgeted wins count against the daily budget
+    // too, so 1.00 - 0.50 is left.
+    let (wins, charged) = spend_until_exhausted(&[&ex.url()], "d1", QUIET).await;
+    assert_eq!(charged, 1_000_000 - unbudgeted, "{wins} wins");
+    assert_not_called(&[&ex.url()], &alpha).await;
+    let v = until_spent_today(&ex, 1_000_000).await;
+    assert_eq!(v["status"], "exhausted", "{v}");
+    assert_eq!(v["remaining_micros"], 0, "{v}");
+
+    // Midnight: a new daily budget; the total (2.50) still counts day one.
+    clock.advance(120_000);
+    let (_, charged) = spend_until_exhausted(&[&ex.url()], "d2", QUIET).await;
+    assert_eq!(charged, 1_000_000);
+    let v = until_spent_today(&ex, 1_000_000).await;
+    assert_eq!(v["day"], "2026-11-24");
+    assert_eq!(v["spent_total_micros"], 2_000_000, "{v}");
+
+    // Day three: only 0.50 of the total is left.
+    clock.advance(86_400_000);
+    let (_, charged) = spend_until_exhausted(&[&ex.url()], "d3", QUIET).await;
+    assert_eq!(charged, 500_000);
+    let v = until_spent_today(&ex, 500_000).await;
+    assert_eq!(v["spent_total_micros"], 2_500_000, "{v}");
+    assert_eq!(v["status"], "exhausted", "{v}");
+
+    let gone = admin(&ex, "DELETE", "/v1/bidders/alpha/budget", None).await;
+    assert_eq!(gone.status, 204);
+    ex.shutdown().await;
+}
+
+/// A lease its instance stops renewing goes back to the account, less what
+/// that instance reported awarding; grants never exceed the budget.
+async fn leases_expire_back_to_the_account(backend: Backend) {
+    let Some(h) = Harness::start(backend).await else {
+        return;
+    };
+    let store: Store = h.store().await;
+    let row = BudgetRow {
+        account: "alpha".into(),
+        bidder: "alpha".into(),
+        cid: None,
+        daily_micros: None,
+        total_micros: Some(10_000_000),
+    };
+    assert!(store.put_budget(&row, 0).await.unwrap());
+    let ask = |instance: &'static str, now_ms: i64, awarded: i64| LeaseRequest {
+        account: "alpha",
+        instance,
+        day: "2026-11-23",
+        now_ms,
+        awarded_micros: awarded,
+        release: false,
+        need_micros: 0,
+        min_micros: 1_000_000,
+        fraction: 1.0,
+        ttl_ms: 5_000,
+    };
+    let x = store.grant(&ask("x", 1_000, 0)).await.unwrap().unwrap();
+    assert_eq!(x.amount, 10_000_000, "the whole free budget (fraction 1)");
+    let y = store.grant(&ask("y", 2_000, 0)).await.unwrap().unwrap();
+    assert_eq!(y.amount, 0, "nothing is free while x holds it all");
+    // x reports 3.00 awarded, then stops renewing.
+    store
+        .renew("alpha", "x", "2026-11-23", 6_000, 3_000_000)
+        .await
+        .unwrap();
+    let y = store.grant(&ask("y", 5_500, 0)).await.unwrap().unwrap();
+    assert_eq!(y.amount, 0, "x's lease has not expired yet");
+    let y = store.grant(&ask("y", 6_001, 0)).await.unwrap().unwrap();
+    assert_eq!(y.amount, 7_000_000, "what x did not award came back");
+    let s = store
+        .budget_status("alpha", "2026-11-23")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.leased_micros, 10_000_000);
+    assert_eq!(s.remaining_micros, 0);
+    assert!(s.exhausted());
+    // No budget: no lease.
+    let none = LeaseRequest {
+        account: "beta",
+        ..ask("y", 7_000, 0)
+    };
+    assert_eq!(store.grant(&none).await.unwrap(), None);
+    store.close().await;
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_expire_back_to_the_account_sqlite() {
+    leases_expire_back_to_the_account(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_expire_back_to_the_account_postgres() {
+    leases_expire_back_to_the_account(Backend::Postgres).await;
+}
+
+const EXCHANGE: &str = env!("CARGO_BIN_EXE_exchange");
+
+/// A running `exchange serve`; killed when dropped.
+struct Replica {
+    child: Child,
+    url: String,
+    admin: String,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Replica {
+    /// SIGTERM, then waits for a clean exit (the drain flushes its events
+    /// and gives its leases back).
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let ok = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(ok.success());
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "exchange exited with {status}");
+    }
+}
+
+fn replica(dir: &Path, name: &str, body: &str) -> Replica {
+    let config = dir.join(format!("{name}.toml"));
+    let spool = dir.join(format!("{name}.spool"));
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n{}",
+            body.replace("#KAFKA#", &format!("spool_path = \"{}\"", spool.display()))
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(EXCHANGE)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("EXCHANGE_ADMIN_TOKEN", TOKEN)
+        .env_remove("DATABASE_URL")
+        .env_remove("LEDGER_DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = |prefix: &str| {
+        let mut l = String::new();
+        out.read_line(&mut l).unwrap();
+        l.trim()
+            .strip_prefix(prefix)
+            .unwrap_or_else(|| panic!("{name}: unexpected line {l:?}"))
+            .to_owned()
+    };
+    let url = line("exchange listening on ");
+    let admin = line("admin listening on ");
+    Replica { child, url, admin }
+}
+
+/// Three exchange processes sell one bidder's small budget at once: total
+/// spend ends at most the budget and within one clearing price of it, and
+/// the ledger's debits equal the clearing prices the publishers were sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_exchanges_share_a_small_budget_postgres() {
+    let Some(h) = Harness::start(Backend::Postgres).await else {
+        return;
+    };
+    let db = h.ledger.database_url.clone().unwrap();
+    let alpha = bidder("alpha", 1.0, |_| {}).await;
+    let ledger = Ledger::connect(&h.bootstrap(), &h.kafka, &h.ledger)
+        .await
+        .unwrap();
+    let (stop_ledger, rx) = watch::channel(false);
+    let ledger_task = tokio::spawn(ledger.run(rx));
+
+    let body = format!(
+        "database_url = \"{db}\"\n\
+         [[bidders]]\nname = \"alpha\"\nendpoints = [\"{}\"]\nprotocol = \"h2c\"\n\
+         [server]\nmax_scheduling_lag_ms = 0\n\
+         [ledger]\nembedded = false\ndatabase_url = \"{db}\"\n\
+         [budget]\nmin_lease_micros = 300000\nlease_fraction = 0.05\nreload_interval_ms = 200\n\
+         [kafka]\nbrokers = \"{}\"\ndelivery_timeout_ms = 5000\n#KAFKA#\n",
+        alpha.url(),
+        h.bootstrap()
+    );
+    let replicas: Vec<Replica> = ["one", "two", "three"]
+        .iter()
+        .map(|n| replica(h.dir.path(), n, &body))
+        .collect();
+    let budget = 20_000_000;
+    let set = admin_call(
+        "PUT",
+        &format!("{}/v1/bidders/alpha/budget", replicas[0].admin),
+        Some(&json!({"total": 20.0})),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(set.status, 201, "{}", set.text());
+    // Every replica loads the new budget within its reload interval.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+
+    let urls: Vec<&str> = replicas.iter().map(|r| r.url.as_str()).collect();
+    let (wins, charged) = spend_until_exhausted(&urls, "hammer", QUIET).await;
+    assert!(charged <= budget, "overspent: {charged} > {budget}");
+    assert!(
+        budget - charged < PRICE,
+        "{charged} micros spent of {budget}: more than one clearing price left unsold"
+    );
+    assert_not_called(&urls, &alpha).await;
+
+    for r in replicas {
+        r.stop();
+    }
+    let store = h.store().await;
+    let (count, sum) = ledger_common::wait_for_debits(&store, wins, 30).await;
+    assert_eq!(count, wins, "one debit per win");
+    assert_eq!(sum, charged, "debits equal the clearing prices sent");
+    let s = store
+        .budget_status(
+            "alpha",
+            &rtb_exchange::ledger::store::utc_day(rtb_exchange::events::now_ms()),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.spent_total_micros, charged);
+    assert_eq!(
+        s.leased_micros, 0,
+        "stopped replicas give their leases back"
+    );
+
+    let _ = stop_ledger.send(true);
+    ledger_task.await.unwrap().unwrap();
+    store.close().await;
+    h.cleanup().await;
+}
