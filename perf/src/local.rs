@@ -84,6 +84,7 @@ pub fn run_external(opts: &Options, target: &str) -> anyhow::Result<Outcome> {
         started,
         None,
         None,
+        None,
         &result,
     )
 }
@@ -109,17 +110,21 @@ pub fn run_local(opts: &Options) -> anyhow::Result<Outcome> {
             Config::from_toml_str(&text)
                 .map_err(|e| anyhow!("exchange.config {}: {e}", path.display()))?
         }
-        None => Config {
-            // Auction events (mock Kafka + ledger in process) would compete
-            // with the load generator for CPU; a scenario that wants them
-            // names an exchange config.
-            kafka: rtb_exchange::events::KafkaConfig {
-                enabled: false,
-                ..Default::default()
-            },
-            ..Config::default()
-        },
+        None => {
+            let mut c = Config::default();
+            c.kafka.enabled = scenario.exchange.events && !opts.baseline;
+            c
+        }
     };
+    // The embedded pipeline's files live in a temp dir for the run: the
+    // mock cluster's data goes with the process anyway.
+    let data = tempfile::tempdir().context("creating a temp dir for the ledger")?;
+    if scenario.exchange.config.is_none() {
+        config.kafka.spool_path = data.path().join("events.spool");
+        config.ledger.sqlite_path = data.path().join("ledger.sqlite");
+    }
+    let ledger = (config.kafka.enabled && config.ledger.runs_embedded(&config.kafka))
+        .then(|| config.ledger.clone());
     config.listen = ([127, 0, 0, 1], 0).into();
     // The dedicated runtime blocks while starting and stopping, so both happen
     // outside the load generator's runtime.
@@ -154,6 +159,11 @@ pub fn run_local(opts: &Options) -> anyhow::Result<Outcome> {
         Server::Exchange(e) => e.shutdown(),
         Server::Baseline(b) => b.shutdown(),
     }
+    // The shutdown let the embedded ledger apply what was produced.
+    let debits = match &ledger {
+        Some(cfg) => rt.block_on(ledger_totals(cfg)),
+        None => None,
+    };
     rt.block_on(async {
         for h in handles {
             // A hanging bidder's connections are closed by its shutdown.
@@ -177,8 +187,17 @@ pub fn run_local(opts: &Options) -> anyhow::Result<Outcome> {
         started,
         cpu,
         stages,
+        debits,
         &result,
     )
+}
+
+/// Debits and their sum in the embedded ledger's database.
+async fn ledger_totals(cfg: &rtb_exchange::events::LedgerConfig) -> Option<(i64, i64)> {
+    let store = rtb_exchange::ledger::Store::open(cfg).await.ok()?;
+    let totals = store.debit_totals().await.ok();
+    store.close().await;
+    totals
 }
 
 /// The exchange's own stage percentiles (`GET /v1/stats/latency`), if it answers.
@@ -261,6 +280,7 @@ fn finish(
     started: u64,
     exchange_cpu_s: Option<f64>,
     exchange_stages: Option<serde_json::Value>,
+    debits: Option<(i64, i64)>,
     result: &LoadResult,
 ) -> anyhow::Result<Outcome> {
     let schedule = s.schedule();
@@ -289,6 +309,12 @@ fn finish(
     let written = report::write(&dir, &report, &result.recorder.all)?;
     if opts.print {
         print!("{}", report.table());
+        if let Some((n, micros)) = debits {
+            println!(
+                "ledger       {n} debits, {:.2} spent (embedded Kafka mock cluster + SQLite)",
+                micros as f64 / 1e6
+            );
+        }
         println!("files        {}", written.dir.display());
     }
     Ok(Outcome { report, written })

@@ -145,6 +145,11 @@ pub struct ExchangeSection {
     pub config: Option<PathBuf>,
     /// Path of the auction endpoint.
     pub path: String,
+    /// Without `config`: run the auction-event pipeline as a default
+    /// `exchange serve` does (in-process Kafka mock cluster, spool, SQLite
+    /// ledger, budgets) and report the ledger's debits. `false` measures the
+    /// auction path alone, as the saturation benchmark does.
+    pub events: bool,
 }
 
 impl Default for ExchangeSection {
@@ -153,6 +158,7 @@ impl Default for ExchangeSection {
             workers: 1,
             config: None,
             path: "/openrtb2/auction".to_owned(),
+            events: true,
         }
     }
 }

@@ -152,7 +152,11 @@ impl EventSink {
             Ok(()) => return,
             Err(mpsc::error::TrySendError::Full(e) | mpsc::error::TrySendError::Closed(e)) => e,
         };
-        if self.spool_tx.try_send(SpoolItem::Event(event)).is_err() {
+        if self
+            .spool_tx
+            .try_send(SpoolItem::Event(Box::new(event)))
+            .is_err()
+        {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             tracing::error!("auction event dropped: event queue and spool queue are full");
         }

@@ -28,7 +28,7 @@ const REPLAY_CHUNK: usize = 4_096;
 #[derive(Debug)]
 pub(super) enum SpoolItem {
     /// An event that found the queue full (still to be encoded).
-    Event(AuctionResult),
+    Event(Box<AuctionResult>),
     /// Events Kafka did not take (already encoded).
     Records(Vec<Record>),
 }
