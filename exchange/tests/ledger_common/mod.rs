@@ -269,7 +269,7 @@ impl LedgerProcess {
     }
 
     /// `kill -9`, and reaps it.
-    pub fn kill9(mut self) {
+    pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
