@@ -39,6 +39,9 @@ enum Command {
         /// TOML configuration file (`[kafka]` and `[ledger]` are read).
         #[arg(long)]
         config: PathBuf,
+        /// Where to serve /metrics and /healthz; overrides `[ledger] metrics_addr`.
+        #[arg(long)]
+        metrics_addr: Option<String>,
     },
     /// Check a configuration file and exit (0 when valid, 64 when not).
     CheckConfig {
@@ -66,7 +69,10 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_CONFIG as u8)
             }
         },
-        Command::Ledger { config } => rtb_exchange::ledger::cli::main(&config),
+        Command::Ledger {
+            config,
+            metrics_addr,
+        } => rtb_exchange::ledger::cli::main(&config, metrics_addr),
         Command::Serve {
             config,
             listen,

@@ -35,8 +35,15 @@ EXCHANGE_METRICS = {
 }
 for h in ("rtb_stage_duration_seconds", "rtb_bidder_duration_seconds"):
     EXCHANGE_METRICS |= {h + "_bucket", h + "_sum", h + "_count"}
-PLANNED_METRICS = {"rtb_budget_spent_micros_total", "rtb_budget_remaining_micros",
-                   "rtb_ledger_consumer_lag", "rtb_spool_events"}
+# Served by `exchange ledger` on [ledger] metrics_addr (exchange/src/ledger/metrics.rs;
+# exchange/tests/ledger_metrics.rs checks them); not by `serve`, so livemetrics skips them.
+LEDGER_METRICS = {
+    "rtb_ledger_batches_total", "rtb_ledger_messages_total", "rtb_ledger_debits_total",
+    "rtb_ledger_duplicates_total", "rtb_ledger_dead_letters_total", "rtb_ledger_consumer_lag",
+    "rtb_budget_spent_micros_total",
+}
+LEDGER_METRICS |= {"rtb_ledger_commit_lag_seconds" + s for s in ("_bucket", "_sum", "_count")}
+PLANNED_METRICS = {"rtb_budget_remaining_micros", "rtb_spool_events"}
 OTHER_METRICS = {"up", "kafka_consumergroup_lag"}  # Prometheus itself; Strimzi Kafka Exporter
 
 
@@ -251,12 +258,22 @@ def consistency(dev, prod, adapter_rules, dash_path):
                 problems.append("prod: exchange Deployment sets replicas while the HPA owns them")
             if "PodDisruptionBudget" not in by_kind:
                 problems.append("prod has no PodDisruptionBudget")
-        # 4. PodMonitor scrapes a port that the exchange pods name
+        # 4. PodMonitor scrapes a port that the exchange and ledger pods name; the
+        #    ledger's is its metrics listener ([ledger] metrics_addr, default :9091)
+        ledger_ctr = by_kind["Deployment"]["ledger"]["spec"]["template"]["spec"]["containers"][0]
         for pm in by_kind.get("PodMonitor", {}).values():
-            ports = {p["name"] for p in c["ports"]}
-            for ep in pm["spec"]["podMetricsEndpoints"]:
-                if ep["port"] not in ports:
-                    problems.append(f"{overlay}: PodMonitor port {ep['port']} not on the exchange container")
+            for who, ctr in (("exchange", c), ("ledger", ledger_ctr)):
+                ports = {p["name"] for p in ctr.get("ports", [])}
+                for ep in pm["spec"]["podMetricsEndpoints"]:
+                    if ep["port"] not in ports:
+                        problems.append(f"{overlay}: PodMonitor port {ep['port']} not on the {who} container")
+        m = re.search(r'^metrics_addr\s*=\s*"[^"]*:(\d+)"', cm["data"]["exchange.toml"], re.M)
+        ledger_port = int(m.group(1)) if m else 9091
+        named = {p["name"]: p["containerPort"] for p in ledger_ctr.get("ports", [])}
+        if named.get("http") != ledger_port:
+            problems.append(f"{overlay}: ledger port http is {named.get('http')}, its metrics listener {ledger_port}")
+        if ledger_ctr.get("livenessProbe", {}).get("httpGet", {}).get("path") != "/healthz":
+            problems.append(f"{overlay}: ledger liveness probe must be GET /healthz")
         # 5. Kafka topics the design needs, on the cluster the manifests define
         topics = by_kind.get("KafkaTopic", {})
         for t in ("auction-results", "auction-results-dlq"):
@@ -271,7 +288,7 @@ def consistency(dev, prod, adapter_rules, dash_path):
             recorded = {r["record"] for g in pr["spec"]["groups"] for r in g["rules"] if "record" in r}
             for g in pr["spec"]["groups"]:
                 for r in g["rules"]:
-                    unknown = metric_names(r["expr"]) - EXCHANGE_METRICS - PLANNED_METRICS - OTHER_METRICS - recorded
+                    unknown = metric_names(r["expr"]) - EXCHANGE_METRICS - LEDGER_METRICS - PLANNED_METRICS - OTHER_METRICS - recorded
                     if unknown:
                         problems.append(f"{overlay}: rule {r.get('alert') or r.get('record')} uses unknown metrics {sorted(unknown)}")
     with open(dash_path) as f:
@@ -280,10 +297,11 @@ def consistency(dev, prod, adapter_rules, dash_path):
     for path, expr in grafana_exprs(dash):
         names = metric_names(subst(expr))
         used |= names
-        unknown = names - EXCHANGE_METRICS - PLANNED_METRICS - OTHER_METRICS
+        unknown = names - EXCHANGE_METRICS - LEDGER_METRICS - PLANNED_METRICS - OTHER_METRICS
         if unknown:
             problems.append(f"dashboard {path} uses unknown metrics {sorted(unknown)}")
     for want in ("rtb_budget_spent_micros_total", "rtb_budget_remaining_micros", "rtb_ledger_consumer_lag",
+                 "rtb_ledger_commit_lag_seconds_bucket", "rtb_ledger_messages_total",
                  "rtb_shed_requests_total", "rtb_bidder_timeouts_total", "rtb_stage_duration_seconds_bucket",
                  "rtb_bidder_duration_seconds_bucket", "rtb_auction_requests_total"):
         if want not in used:

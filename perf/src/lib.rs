@@ -4,6 +4,7 @@
 
 pub mod baseline;
 pub mod cpu;
+pub mod events;
 pub mod load;
 pub mod local;
 pub mod progress;

@@ -35,12 +35,43 @@ enum Command {
         /// Candidate report.json.
         b: PathBuf,
     },
+    /// Auction-event pipeline: producer → Kafka → ledger → PostgreSQL
+    /// throughput and commit lag (see `perf/events_bench.sh`).
+    Events(EventsArgs),
     /// Parse and validate scenario files.
     Check {
         /// Scenario files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+}
+
+#[derive(Debug, Args)]
+struct EventsArgs {
+    /// Kafka bootstrap servers (host:port).
+    #[arg(long)]
+    brokers: String,
+    /// PostgreSQL URL of the ledger's database.
+    #[arg(long)]
+    database_url: String,
+    /// Events to send.
+    #[arg(long, default_value_t = 100_000)]
+    events: u64,
+    /// Events per second (pipeline mode); 0 = unpaced.
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    /// `[ledger] batch_max`; in insert mode, rows per transaction.
+    #[arg(long, default_value_t = 500)]
+    batch_max: usize,
+    /// `[ledger] batch_ms`.
+    #[arg(long, default_value_t = 100)]
+    batch_ms: u64,
+    /// Partitions of the scratch topic.
+    #[arg(long, default_value_t = 4)]
+    partitions: i32,
+    /// pipeline, backlog, producer or insert.
+    #[arg(long, value_enum, default_value = "pipeline")]
+    mode: rtb_perf::events::Mode,
 }
 
 #[derive(Debug, Args)]
@@ -115,6 +146,19 @@ fn main() -> anyhow::Result<ExitCode> {
                     &rtb_perf::report::read(&b)?
                 )
             );
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Events(a) => {
+            rtb_perf::events::run(&rtb_perf::events::Options {
+                brokers: a.brokers,
+                database_url: a.database_url,
+                events: a.events,
+                rate: a.rate,
+                batch_max: a.batch_max,
+                batch_ms: a.batch_ms,
+                partitions: a.partitions,
+                mode: a.mode,
+            })?;
             return Ok(ExitCode::SUCCESS);
         }
         Command::Check { files } => {

@@ -15,6 +15,9 @@ use crate::config::ConfigError;
 /// not belong in a config file.
 pub const ENV_DATABASE_URL: &str = "DATABASE_URL";
 
+/// Default of `[ledger] metrics_addr`: the port the ledger Deployment names.
+pub const DEFAULT_METRICS_ADDR: &str = "0.0.0.0:9091";
+
 /// `[kafka]`: where auction-result events go.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -77,6 +80,10 @@ pub struct LedgerConfig {
     pub batch_max: usize,
     /// Longest a batch waits to fill before it is applied.
     pub batch_ms: u64,
+    /// Where `exchange ledger` serves `GET /metrics` and `GET /healthz`
+    /// (`host:port`). Not used by the ledger embedded in `exchange serve`,
+    /// whose figures stay on the exchange's own listener.
+    pub metrics_addr: String,
 }
 
 impl Default for LedgerConfig {
@@ -88,6 +95,7 @@ impl Default for LedgerConfig {
             group_id: "ledger".into(),
             batch_max: 500,
             batch_ms: 100,
+            metrics_addr: DEFAULT_METRICS_ADDR.into(),
         }
     }
 }
@@ -126,6 +134,14 @@ fn check_database_url(key: &str, url: &str) -> Result<(), ConfigError> {
         key,
         "must be a postgres:// URL (leave it out for SQLite)",
     ))
+}
+
+/// Checks a metrics listener address (`host:port` with an IP host);
+/// `key` names it in the error (the file's key or the command-line flag).
+pub fn check_metrics_addr(key: &str, addr: &str) -> Result<(), ConfigError> {
+    addr.parse::<std::net::SocketAddr>()
+        .map(|_| ())
+        .map_err(|_| invalid(key, "must be an IP address and port, e.g. \"0.0.0.0:9091\""))
 }
 
 /// Checks both sections; errors name the key.
@@ -173,6 +189,7 @@ pub fn validate(kafka: &KafkaConfig, ledger: &LedgerConfig) -> Result<(), Config
     if ledger.batch_ms == 0 {
         return Err(invalid("ledger.batch_ms", "must be > 0"));
     }
+    check_metrics_addr("ledger.metrics_addr", &ledger.metrics_addr)?;
     Ok(())
 }
 
@@ -185,6 +202,7 @@ mod tests {
         let c = Config::from_toml_str("").unwrap();
         assert!(c.kafka.brokers.is_none());
         assert!(c.ledger.runs_embedded(&c.kafka));
+        assert_eq!(c.ledger.metrics_addr, super::DEFAULT_METRICS_ADDR);
         let c = Config::from_toml_str("[kafka]\nbrokers = \"k:9092\"\n").unwrap();
         assert!(!c.ledger.runs_embedded(&c.kafka));
         let c = Config::from_toml_str("[kafka]\nbrokers = \"k:9092\"\n[ledger]\nembedded = true\n")
@@ -223,6 +241,11 @@ mod tests {
             ),
             ("[ledger]\nbatch_max = 0\n", "ledger.batch_max"),
             ("[ledger]\nbatchmax = 3\n", "batchmax"),
+            (
+                "[ledger]\nmetrics_addr = \"localhost\"\n",
+                "ledger.metrics_addr",
+            ),
+            ("[ledger]\nmetrics_addr = 9091\n", "metrics_addr"),
         ];
         for (text, key) in cases {
             let err = Config::from_toml_str(text).unwrap_err().to_string();

@@ -3,18 +3,24 @@
 //! Lives in the library so `main.rs` only dispatches. SIGTERM/SIGINT stop it
 //! after the batch in progress commits; a bad config exits with code 64.
 //! `DATABASE_URL` sets `[ledger] database_url` when the file has none.
+//! `/metrics` and `/healthz` are served on `[ledger] metrics_addr`
+//! (`--metrics-addr` overrides it; see [`super::metrics`]).
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use super::metrics::{self, LedgerMetrics};
 use super::Ledger;
 use crate::config::{Config, EXIT_CONFIG};
-use crate::events::config::ENV_DATABASE_URL;
+use crate::events::config::{check_metrics_addr, ENV_DATABASE_URL};
 
 /// Runs the ledger until a signal; returns the process exit code.
-pub fn main(path: &Path) -> ExitCode {
+/// `metrics_addr` (the `--metrics-addr` flag) overrides `[ledger] metrics_addr`.
+pub fn main(path: &Path, metrics_addr: Option<String>) -> ExitCode {
     let mut cfg = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
@@ -35,6 +41,18 @@ pub fn main(path: &Path) -> ExitCode {
         eprintln!("{e}");
         return ExitCode::from(EXIT_CONFIG as u8);
     }
+    if let Some(a) = metrics_addr {
+        if let Err(e) = check_metrics_addr("--metrics-addr", &a) {
+            eprintln!("{e}");
+            return ExitCode::from(EXIT_CONFIG as u8);
+        }
+        cfg.ledger.metrics_addr = a;
+    }
+    // Validated with the rest of the file (or just above).
+    let Ok(metrics_addr) = cfg.ledger.metrics_addr.parse::<SocketAddr>() else {
+        eprintln!("config: ledger.metrics_addr: not an address");
+        return ExitCode::from(EXIT_CONFIG as u8);
+    };
     let Some(brokers) = cfg.kafka.brokers.clone() else {
         eprintln!(
             "config: kafka.brokers: required by `exchange ledger` \
@@ -53,13 +71,33 @@ pub fn main(path: &Path) -> ExitCode {
         }
     };
     let result = rt.block_on(async move {
+        let listener = metrics::bind(metrics_addr).await.map_err(|e| {
+            super::LedgerError::Config(format!(
+                "ledger.metrics_addr: cannot listen on {metrics_addr}: {e}"
+            ))
+        })?;
         let ledger = Ledger::connect(&brokers, &cfg.kafka, &cfg.ledger).await?;
-        tracing::info!(%brokers, topic = %cfg.kafka.topic, "ledger running");
         let (stop_tx, stop_rx) = watch::channel(false);
+        let figures = Arc::new(LedgerMetrics::new(ledger.stats().clone()));
+        let samplers = figures.spawn_samplers(
+            &brokers,
+            &cfg.kafka.topic,
+            ledger.store().clone(),
+            stop_rx.clone(),
+        )?;
+        if let Ok(local) = listener.local_addr() {
+            tracing::info!(addr = %local, "ledger metrics on /metrics and /healthz");
+        }
+        let server = tokio::spawn(metrics::serve(listener, figures, stop_rx.clone()));
+        tracing::info!(%brokers, topic = %cfg.kafka.topic, "ledger running");
         let task = tokio::spawn(ledger.run(stop_rx));
         shutdown_signal().await;
         tracing::info!("signal received: finishing the batch in progress");
         let _ = stop_tx.send(true);
+        for s in samplers {
+            let _ = s.await;
+        }
+        let _ = server.await;
         match task.await {
             Ok(r) => r,
             Err(e) => Err(super::LedgerError::Config(format!("ledger task: {e}"))),

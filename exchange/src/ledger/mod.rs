@@ -16,6 +16,7 @@
 
 pub mod cli;
 mod consumer;
+pub mod metrics;
 pub mod store;
 pub(crate) use store::on_pool;
 
@@ -76,6 +77,10 @@ pub struct LedgerStats {
     pub skipped: AtomicU64,
     /// Messages sent to the dead-letter topic.
     pub dead_letters: AtomicU64,
+    /// Auction time (`ts_ms`) to the commit of the batch, per debit of each
+    /// message consumed for the first time (re-reads below the stored
+    /// offset are left out; a re-produced duplicate event counts).
+    pub commit_lag: metrics::CommitLag,
 }
 
 /// A connected ledger, ready to [`run`](Ledger::run).
@@ -127,6 +132,12 @@ impl Ledger {
     /// The ledger's counters.
     pub fn stats(&self) -> &Arc<LedgerStats> {
         &self.stats
+    }
+
+    /// The ledger's database (a clone shares its pool): the metrics
+    /// samplers read offsets and spend through it.
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// Consumes and applies batches until `stop` turns true; a batch in
@@ -204,7 +215,21 @@ impl Ledger {
                 .map_err(|(e, _)| LedgerError::Dlq(e.to_string()))?;
         }
         let entries: Vec<Entry> = batch.iter().map(|(e, _)| e.clone()).collect();
+        // Positions before this batch: messages below them are re-reads,
+        // whose lag is not a commit lag.
+        let before = self
+            .offsets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let applied = self.store.apply(&self.topic, &entries).await?;
+        self.stats.commit_lag.record(
+            crate::events::now_ms(),
+            entries
+                .iter()
+                .filter(|e| e.offset >= before.get(&e.partition).copied().unwrap_or(0))
+                .flat_map(|e| e.debits.iter().map(|d| d.event_ts)),
+        );
         let s = &self.stats;
         s.batches.fetch_add(1, Ordering::Relaxed);
         s.messages

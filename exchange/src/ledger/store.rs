@@ -287,6 +287,20 @@ impl Store {
         })
     }
 
+    /// Micros spent per account, over all days of `account_spend`.
+    pub async fn spend_by_account(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, i64>, LedgerError> {
+        let sql =
+            "SELECT account, CAST(SUM(spent_micros) AS BIGINT) FROM account_spend GROUP BY account";
+        on_pool!(self, pool => {
+            let rows = sqlx::query(sql).fetch_all(pool).await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?)))
+                .collect()
+        })
+    }
+
     /// Closes the pool.
     pub async fn close(&self) {
         on_pool!(self, pool => pool.close().await)

@@ -4,8 +4,13 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use rtb_exchange::events::{EmbeddedKafka, KafkaConfig, LedgerConfig};
 use rtb_exchange::ledger::Store;
@@ -114,7 +119,10 @@ impl Harness {
     }
 }
 
-async fn create_pg_database() -> Option<(String, String)> {
+/// Creates a fresh PostgreSQL database; returns (admin URL, its URL).
+/// `None` (after saying so) when PostgreSQL is unreachable and `CI` is not
+/// `true`; under `CI=true` that is a failure.
+pub async fn create_pg_database() -> Option<(String, String)> {
     let mut last_err = String::new();
     for admin in PG_ADMIN_URLS {
         let pool = match sqlx::postgres::PgPoolOptions::new()
@@ -194,4 +202,207 @@ pub async fn wait_for_debits(store: &Store, count: i64, secs: u64) -> (i64, i64)
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Drops the PostgreSQL database `url` (created by [`create_pg_database`]).
+pub async fn drop_pg_database(admin: &str, url: &str) {
+    let name = url.rsplit('/').next().unwrap().to_owned();
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(admin)
+        .await
+        .unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `exchange ledger` as a child process, its log in a file; killed (-9) on
+/// drop if still running.
+pub struct LedgerProcess {
+    pub child: Child,
+    pub log: PathBuf,
+    pub metrics_addr: String,
+}
+
+impl LedgerProcess {
+    /// Starts `exchange ledger --config config --metrics-addr 127.0.0.1:<free>`.
+    pub fn start(config: &Path, log: PathBuf) -> LedgerProcess {
+        let metrics_addr = format!("127.0.0.1:{}", free_port());
+        let child = Command::new(env!("CARGO_BIN_EXE_exchange"))
+            .args(["ledger", "--config"])
+            .arg(config)
+            .args(["--metrics-addr", &metrics_addr])
+            // The file names the database; an inherited one must not.
+            .env_remove("DATABASE_URL")
+            .env_remove("LEDGER_DATABASE_URL")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .unwrap(),
+            )
+            .spawn()
+            .unwrap();
+        LedgerProcess {
+            child,
+            log,
+            metrics_addr,
+        }
+    }
+
+    /// The process's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `kill -9`, and reaps it.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM; returns its exit status (bounded wait).
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "ledger did not exit within 30 s of SIGTERM; log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `GET path` on the metrics listener: (status, body); `None` while it
+    /// does not answer.
+    pub async fn get(&self, path: &str) -> Option<(u16, String)> {
+        http_get(&self.metrics_addr, path).await
+    }
+
+    /// `/metrics`, waiting (bounded) for the listener to come up.
+    pub async fn scrape(&self) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some((200, body)) = self.get("/metrics").await {
+                return body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no /metrics on {} within 30 s; log:\n{}",
+                self.metrics_addr,
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for LedgerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.1 GET (`Connection: close`): (status, body).
+pub async fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.ok()?;
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut raw))
+        .await
+        .ok()?
+        .ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_owned()))
+}
+
+/// The value of the sample `series` (name with its labels, exactly as
+/// exported) in a Prometheus text exposition.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        let (s, v) = l.rsplit_once(' ')?;
+        (s == series).then(|| v.parse().ok())?
+    })
+}
+
+/// Every sample of metric `name` (any labels): (labels, value).
+pub fn samples(text: &str, name: &str) -> Vec<(String, f64)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (s, v) = l.rsplit_once(' ')?;
+            let labels = s.strip_prefix(name)?;
+            if !(labels.is_empty() || labels.starts_with('{')) {
+                return None;
+            }
+            Some((labels.to_owned(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+/// `promtool check metrics` on `text`. Without promtool: a failure under
+/// `CI=true` (`.ci/run` installs it), else a visible skip of this check.
+pub fn promtool_check(text: &str) {
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "promtool is required under CI=true: {e}"
+            );
+            // Straight to stderr, past the test harness's capture.
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipped: promtool check metrics (promtool not installed)"
+            );
+            return;
+        }
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -1,0 +1,148 @@
+//! `exchange ledger`'s metrics listener, the process against a Kafka it
+//! reaches over TCP (librdkafka's mock cluster, started by this test) and a
+//! SQLite file: `/metrics` follows what the ledger applied, promtool accepts
+//! it, `/healthz` answers, and a bad `--metrics-addr` is refused naming it.
+
+mod ledger_common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ledger_common::{event, promtool_check, sample, samples, LedgerProcess};
+use rtb_exchange::events::{EmbeddedKafka, EventSystem};
+use rtb_exchange::Config;
+
+/// Scrapes until `cond` holds on the text (bounded); returns the last text.
+async fn scrape_until(ledger: &LedgerProcess, what: &str, cond: impl Fn(&str) -> bool) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = ledger.scrape().await;
+        if cond(&text) {
+            return text;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}; last /metrics:\n{text}\nledger log:\n{}",
+            ledger.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_follow_the_ledger_and_pass_promtool() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = EmbeddedKafka::start(3, &["auction-results", "auction-results-dlq"]).unwrap();
+    let path = dir.path().join("ledger.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[kafka]\nbrokers = \"{}\"\nspool_path = \"{}\"\n[ledger]\nsqlite_path = \"{}\"\nbatch_ms = 20\nbatch_max = 50\n",
+            cluster.bootstrap(),
+            dir.path().join("events.spool").display(),
+            dir.path().join("ledger.sqlite").display()
+        ),
+    )
+    .unwrap();
+    let ledger = LedgerProcess::start(&path, dir.path().join("ledger.log"));
+    // Before any event: served, counters at zero, valid text.
+    let text = ledger.scrape().await;
+    assert_eq!(
+        sample(&text, "rtb_ledger_debits_total"),
+        Some(0.0),
+        "{text}"
+    );
+    promtool_check(&text);
+    let health = ledger.get("/healthz").await.expect("/healthz answers");
+    assert_eq!(health.0, 200);
+
+    let cfg = Config::load(&path).unwrap();
+    let events = EventSystem::start(&cfg.kafka, &cfg.ledger).await.unwrap();
+    const N: u32 = 300;
+    let mut spent: BTreeMap<String, i64> = BTreeMap::new();
+    for n in 0..N {
+        let mut e = event(n);
+        // Recent auctions: the commit lag is measured from ts_ms.
+        e.ts_ms = rtb_exchange::events::now_ms();
+        let w = e.imps[0].winner.as_ref().unwrap();
+        *spent.entry(w.account.clone()).or_default() += w.clearing_micros.0;
+        events.sink().emit(e);
+    }
+    // One of them again: a duplicate, counted and not applied.
+    events.sink().emit(event(7));
+
+    let text = scrape_until(&ledger, "every event applied and sampled", |t| {
+        sample(t, "rtb_ledger_messages_total") == Some(f64::from(N + 1))
+            && samples(t, "rtb_budget_spent_micros_total").len() == spent.len()
+            && samples(t, "rtb_budget_spent_micros_total")
+                .iter()
+                .map(|(_, v)| *v)
+                .sum::<f64>()
+                == spent.values().sum::<i64>() as f64
+            && samples(t, "rtb_ledger_consumer_lag").len() == 3
+            && samples(t, "rtb_ledger_consumer_lag")
+                .iter()
+                .all(|(_, v)| *v == 0.0)
+    })
+    .await;
+    assert_eq!(sample(&text, "rtb_ledger_debits_total"), Some(f64::from(N)));
+    assert_eq!(sample(&text, "rtb_ledger_duplicates_total"), Some(1.0));
+    assert_eq!(sample(&text, "rtb_ledger_dead_letters_total"), Some(0.0));
+    assert!(sample(&text, "rtb_ledger_batches_total").unwrap() >= 1.0);
+    // One commit-lag observation per debit of each message consumed for the
+    // first time: the N events and the re-produced one.
+    assert_eq!(
+        sample(&text, "rtb_ledger_commit_lag_seconds_count"),
+        Some(f64::from(N + 1))
+    );
+    assert_eq!(
+        sample(&text, "rtb_ledger_commit_lag_seconds_bucket{le=\"+Inf\"}"),
+        Some(f64::from(N + 1))
+    );
+    for (account, micros) in &spent {
+        let series = format!("rtb_budget_spent_micros_total{{account=\"{account}\"}}");
+        assert_eq!(sample(&text, &series), Some(*micros as f64), "{series}");
+    }
+    for p in 0..3 {
+        let series = format!("rtb_ledger_consumer_lag{{partition=\"{p}\"}}");
+        assert_eq!(sample(&text, &series), Some(0.0), "{text}");
+    }
+    promtool_check(&text);
+
+    events.shutdown().await;
+    let status = ledger.terminate().await;
+    assert!(status.success(), "exit status {status:?}");
+}
+
+/// A metrics address that is not `ip:port` is refused before anything
+/// starts: exit 64 naming the flag (or the key, from the file).
+#[test]
+fn bad_metrics_addr_names_the_flag_or_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.toml");
+    std::fs::write(&path, "[kafka]\nbrokers = \"127.0.0.1:1\"\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_exchange"))
+        .args(["ledger", "--config"])
+        .arg(&path)
+        .args(["--metrics-addr", "localhost"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--metrics-addr"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(
+        &path,
+        "[kafka]\nbrokers = \"127.0.0.1:1\"\n[ledger]\nmetrics_addr = \"nowhere\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_exchange"))
+        .args(["ledger", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ledger.metrics_addr"));
+}
