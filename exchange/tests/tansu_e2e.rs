@@ -178,8 +178,10 @@ async fn auctions(ex: &RunningExchange, prefix: &str, n: usize, charged: &mut Ch
 }
 
 /// Every debit in the database: (auction id, imp id) → amount.
+/// Debits by (publisher request id, imp id): the auction id is the
+/// exchange's own, the request id is what the test sent.
 async fn debits(pool: &sqlx::PgPool) -> Charged {
-    sqlx::query("SELECT auction_id, imp_id, amount_micros FROM debits")
+    sqlx::query("SELECT request_id, imp_id, amount_micros FROM debits")
         .fetch_all(pool)
         .await
         .unwrap()
