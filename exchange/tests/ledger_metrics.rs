@@ -57,6 +57,19 @@ async fn metrics_follow_the_ledger_and_pass_promtool() {
     assert_eq!(health.0, 200);
 
     let cfg = Config::load(&path).unwrap();
+    // A total budget on bidder alpha: its remaining gauge follows the debits
+    // of alpha's campaigns.
+    let store = rtb_exchange::ledger::Store::open(&cfg.ledger)
+        .await
+        .unwrap();
+    let budget = rtb_exchange::budget::BudgetRow {
+        account: "alpha".into(),
+        bidder: "alpha".into(),
+        cid: None,
+        daily_micros: None,
+        total_micros: Some(1_000_000_000),
+    };
+    store.put_budget(&budget, 0).await.unwrap();
     let events = EventSystem::start(&cfg.kafka, &cfg.ledger).await.unwrap();
     const N: u32 = 300;
     let mut spent: BTreeMap<String, i64> = BTreeMap::new();
@@ -107,6 +120,22 @@ async fn metrics_follow_the_ledger_and_pass_promtool() {
         let series = format!("rtb_ledger_consumer_lag{{partition=\"{p}\"}}");
         assert_eq!(sample(&text, &series), Some(0.0), "{text}");
     }
+    let alpha_spent: i64 = spent
+        .iter()
+        .filter(|(a, _)| a.as_str() == "alpha" || a.starts_with("alpha/"))
+        .map(|(_, v)| v)
+        .sum();
+    assert!(alpha_spent > 0);
+    let remaining = "rtb_budget_remaining_micros{account=\"alpha\"}";
+    let text = scrape_until(&ledger, "the remaining budget sampled", |t| {
+        sample(t, remaining) == Some((1_000_000_000 - alpha_spent) as f64)
+    })
+    .await;
+    assert_eq!(
+        sample(&text, "rtb_budget_leased_micros{account=\"alpha\"}"),
+        Some(0.0)
+    );
+    store.close().await;
     promtool_check(&text);
 
     events.shutdown().await;

@@ -40,10 +40,10 @@ for h in ("rtb_stage_duration_seconds", "rtb_bidder_duration_seconds"):
 LEDGER_METRICS = {
     "rtb_ledger_batches_total", "rtb_ledger_messages_total", "rtb_ledger_debits_total",
     "rtb_ledger_duplicates_total", "rtb_ledger_dead_letters_total", "rtb_ledger_consumer_lag",
-    "rtb_budget_spent_micros_total",
+    "rtb_budget_spent_micros_total", "rtb_budget_remaining_micros", "rtb_budget_leased_micros",
 }
 LEDGER_METRICS |= {"rtb_ledger_commit_lag_seconds" + s for s in ("_bucket", "_sum", "_count")}
-PLANNED_METRICS = {"rtb_budget_remaining_micros", "rtb_spool_events"}
+PLANNED_METRICS = {"rtb_spool_events"}
 OTHER_METRICS = {"up", "kafka_consumergroup_lag"}  # Prometheus itself; Strimzi Kafka Exporter
 
 

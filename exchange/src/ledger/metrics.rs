@@ -158,6 +158,8 @@ pub struct LedgerMetrics {
     lag: Mutex<BTreeMap<i32, i64>>,
     /// Account → micros spent, all days (last sample).
     spend: Mutex<BTreeMap<String, i64>>,
+    /// Budgeted account → (remaining, leased) micros today (last sample).
+    budgets: Mutex<BTreeMap<String, (i64, i64)>>,
 }
 
 impl LedgerMetrics {
@@ -167,6 +169,7 @@ impl LedgerMetrics {
             stats,
             lag: Mutex::new(BTreeMap::new()),
             spend: Mutex::new(BTreeMap::new()),
+            budgets: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -218,6 +221,29 @@ impl LedgerMetrics {
                 "rtb_budget_spent_micros_total{{account=\"{}\"}} {micros}",
                 escape_label(account)
             );
+        }
+        let budgets = lock(&self.budgets);
+        let gauges = [
+            (
+                "remaining",
+                "Budget neither spent nor leased to an exchange, per budgeted account (the tighter of daily and total).",
+            ),
+            (
+                "leased",
+                "Budget leased to exchanges and not yet debited, per budgeted account.",
+            ),
+        ];
+        for (i, (name, help)) in gauges.into_iter().enumerate() {
+            let _ = writeln!(out, "# HELP rtb_budget_{name}_micros {help}");
+            let _ = writeln!(out, "# TYPE rtb_budget_{name}_micros gauge");
+            for (account, (remaining, leased)) in budgets.iter() {
+                let v = if i == 0 { remaining } else { leased };
+                let _ = writeln!(
+                    out,
+                    "rtb_budget_{name}_micros{{account=\"{}\"}} {v}",
+                    escape_label(account)
+                );
+            }
         }
         out
     }
@@ -335,8 +361,24 @@ async fn spend_loop(m: Arc<LedgerMetrics>, store: Store, stop: watch::Receiver<b
             Ok(s) => *lock(&m.spend) = s,
             Err(e) => tracing::debug!(error = %e, "ledger metrics: spend unavailable"),
         }
+        match budget_gauges(&store).await {
+            Ok(b) => *lock(&m.budgets) = b,
+            Err(e) => tracing::debug!(error = %e, "ledger metrics: budgets unavailable"),
+        }
     })
     .await;
+}
+
+/// Remaining and leased micros of every budgeted account, today (UTC).
+async fn budget_gauges(store: &Store) -> Result<BTreeMap<String, (i64, i64)>, super::LedgerError> {
+    let day = super::store::utc_day(crate::events::now_ms());
+    let mut out = BTreeMap::new();
+    for b in store.budgets().await? {
+        if let Some(s) = store.budget_status(&b.account, &day).await? {
+            out.insert(b.account, (s.remaining_micros, s.leased_micros));
+        }
+    }
+    Ok(out)
 }
 
 /// Binds the metrics listener (so a busy or bad address fails the start).
