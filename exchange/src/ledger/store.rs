@@ -7,7 +7,7 @@
 //! applied them) and a debit that already exists is not applied again; both
 //! guards together give each debit exactly one effect.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -86,19 +86,18 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
-const SELECT_OFFSET: &str =
-    r#"SELECT next_offset FROM ledger_offsets WHERE topic = $1 AND "partition" = $2"#;
+const SELECT_OFFSETS: &str =
+    r#"SELECT "partition", next_offset FROM ledger_offsets WHERE topic = $1"#;
+/// Rows per multi-row insert: 10 parameters a debit stay far below SQLite's
+/// 32,766 and PostgreSQL's 65,535 bound parameters.
+const INSERT_CHUNK: usize = 1_000;
 const UPSERT_OFFSET: &str = r#"INSERT INTO ledger_offsets (topic, "partition", next_offset) VALUES ($1, $2, $3)
     ON CONFLICT (topic, "partition") DO UPDATE SET next_offset = excluded.next_offset"#;
-const INSERT_DEBIT: &str = "INSERT INTO debits
-    (auction_id, imp_id, account, seat, cid, amount_micros, currency, event_ts, request_id, exchange_instance)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (auction_id, imp_id) DO NOTHING";
-/// The debit moves from the instance's leases (the campaign's and the
-/// bidder's, whichever exist) to spend: outstanding = granted - debited.
-const DEBIT_LEASES: &str = "UPDATE budget_leases SET debited_micros = debited_micros + $1
-    WHERE instance = $2 AND day = $3 AND (account = $4 OR account = $5)";
-const UPSERT_SPEND: &str = "INSERT INTO account_spend (account, day, spent_micros) VALUES ($1, $2, $3)
-    ON CONFLICT (account, day) DO UPDATE SET spent_micros = account_spend.spent_micros + excluded.spent_micros";
+/// A debit moves from the instance's lease to spend: outstanding = granted
+/// - debited. Applied to the campaign's lease and the bidder's, whichever
+/// exist (summed per lease in the batch).
+const DEBIT_LEASE: &str = "UPDATE budget_leases SET debited_micros = debited_micros + $1
+    WHERE instance = $2 AND day = $3 AND account = $4";
 
 impl Store {
     /// Connects (PostgreSQL when `database_url` is set, else SQLite, creating
@@ -186,73 +185,110 @@ impl Store {
     }
 
     /// Applies a batch of consumed messages of `topic` in one transaction:
-    /// debits, spend, and the next offsets.
+    /// debits, spend, lease debits, and the next offsets.
+    ///
+    /// Set-based: the debits go in multi-row inserts that return the rows
+    /// actually inserted (a duplicate returns nothing), and spend and lease
+    /// debits are summed per key in memory and written once per key. The
+    /// round trips per batch are a handful, not two per debit.
     pub async fn apply(&self, topic: &str, entries: &[Entry]) -> Result<Applied, LedgerError> {
         let mut applied = Applied::default();
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             // Stored positions, read inside the transaction that moves them.
-            let mut next: HashMap<i32, i64> = HashMap::new();
-            for e in entries {
-                if next.contains_key(&e.partition) {
-                    continue;
-                }
-                let row = sqlx::query(SELECT_OFFSET)
-                    .bind(topic)
-                    .bind(e.partition)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let stored = match row {
-                    Some(r) => r.try_get::<i64, _>(0)?,
-                    None => 0,
-                };
-                next.insert(e.partition, stored);
+            let rows = sqlx::query(SELECT_OFFSETS)
+                .bind(topic)
+                .fetch_all(&mut *tx)
+                .await?;
+            let mut stored: HashMap<i32, i64> = HashMap::new();
+            for r in &rows {
+                stored.insert(r.try_get::<i32, _>(0)?, r.try_get::<i64, _>(1)?);
             }
+            let mut next: HashMap<i32, i64> = HashMap::new();
+            let mut fresh: Vec<&Debit> = Vec::new();
+            let mut seen: std::collections::HashSet<(&str, &str)> = std::collections::HashSet::new();
             for e in entries {
-                let stored = next[&e.partition];
-                if e.offset < stored {
+                let at = stored.get(&e.partition).copied().unwrap_or(0);
+                let n = next.entry(e.partition).or_insert(at);
+                if e.offset < at {
                     applied.skipped += 1;
                     continue;
                 }
                 for d in &e.debits {
-                    let inserted = sqlx::query(INSERT_DEBIT)
-                        .bind(&d.auction_id)
-                        .bind(&d.imp_id)
-                        .bind(&d.account)
-                        .bind(&d.seat)
-                        .bind(&d.cid)
-                        .bind(d.amount_micros)
-                        .bind(&d.currency)
-                        .bind(d.event_ts)
-                        .bind(&d.request_id)
-                        .bind(&d.exchange_instance)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                    if inserted == 0 {
+                    // The same debit twice in one batch: the second is a duplicate.
+                    if seen.insert((d.auction_id.as_str(), d.imp_id.as_str())) {
+                        fresh.push(d);
+                    } else {
                         applied.duplicates += 1;
-                        continue;
-                    }
-                    applied.debits += 1;
-                    let day = utc_day(d.event_ts);
-                    sqlx::query(UPSERT_SPEND)
-                        .bind(&d.account)
-                        .bind(&day)
-                        .bind(d.amount_micros)
-                        .execute(&mut *tx)
-                        .await?;
-                    if let Some(instance) = &d.exchange_instance {
-                        sqlx::query(DEBIT_LEASES)
-                            .bind(d.amount_micros)
-                            .bind(instance)
-                            .bind(&day)
-                            .bind(&d.account)
-                            .bind(&d.seat)
-                            .execute(&mut *tx)
-                            .await?;
                     }
                 }
-                next.insert(e.partition, e.offset + 1);
+                *n = (*n).max(e.offset + 1);
+            }
+            let mut inserted: std::collections::HashSet<(String, String)> =
+                std::collections::HashSet::with_capacity(fresh.len());
+            for chunk in fresh.chunks(INSERT_CHUNK) {
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO debits (auction_id, imp_id, account, seat, cid, amount_micros, \
+                     currency, event_ts, request_id, exchange_instance) ",
+                );
+                q.push_values(chunk, |mut b, d| {
+                    b.push_bind(&d.auction_id)
+                        .push_bind(&d.imp_id)
+                        .push_bind(&d.account)
+                        .push_bind(&d.seat)
+                        .push_bind(&d.cid)
+                        .push_bind(d.amount_micros)
+                        .push_bind(&d.currency)
+                        .push_bind(d.event_ts)
+                        .push_bind(&d.request_id)
+                        .push_bind(&d.exchange_instance);
+                });
+                q.push(" ON CONFLICT (auction_id, imp_id) DO NOTHING RETURNING auction_id, imp_id");
+                for r in q.build().fetch_all(&mut *tx).await? {
+                    inserted.insert((r.try_get::<String, _>(0)?, r.try_get::<String, _>(1)?));
+                }
+            }
+            // Spend per (account, day) and lease debits per (instance, day,
+            // lease account), for the debits actually inserted.
+            let mut spend: BTreeMap<(&str, String), i64> = BTreeMap::new();
+            let mut leases: BTreeMap<(&str, String, &str), i64> = BTreeMap::new();
+            for d in &fresh {
+                if !inserted.contains(&(d.auction_id.clone(), d.imp_id.clone())) {
+                    applied.duplicates += 1;
+                    continue;
+                }
+                applied.debits += 1;
+                let day = utc_day(d.event_ts);
+                if let Some(instance) = &d.exchange_instance {
+                    *leases.entry((instance, day.clone(), &d.account)).or_default() += d.amount_micros;
+                    if d.seat != d.account {
+                        *leases.entry((instance, day.clone(), &d.seat)).or_default() += d.amount_micros;
+                    }
+                }
+                *spend.entry((&d.account, day)).or_default() += d.amount_micros;
+            }
+            let spend: Vec<_> = spend.into_iter().collect();
+            for chunk in spend.chunks(INSERT_CHUNK) {
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO account_spend (account, day, spent_micros) ",
+                );
+                q.push_values(chunk, |mut b, ((account, day), micros)| {
+                    b.push_bind(*account).push_bind(day).push_bind(*micros);
+                });
+                q.push(
+                    " ON CONFLICT (account, day) DO UPDATE SET \
+                     spent_micros = account_spend.spent_micros + excluded.spent_micros",
+                );
+                q.build().execute(&mut *tx).await?;
+            }
+            for ((instance, day, account), micros) in &leases {
+                sqlx::query(DEBIT_LEASE)
+                    .bind(*micros)
+                    .bind(*instance)
+                    .bind(day)
+                    .bind(*account)
+                    .execute(&mut *tx)
+                    .await?;
             }
             for (partition, next_offset) in &next {
                 sqlx::query(UPSERT_OFFSET)
