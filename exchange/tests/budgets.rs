@@ -9,9 +9,7 @@
 mod common;
 mod ledger_common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -314,34 +312,6 @@ async fn leases_expire_back_to_the_account_postgres() {
     leases_expire_back_to_the_account(Backend::Postgres).await;
 }
 
-const EXCHANGE: &str = env!("CARGO_BIN_EXE_exchange");
-
-/// A running `exchange serve`; killed when dropped.
-struct Replica {
-    child: Child,
-    url: String,
-    admin: String,
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Replica {
-    /// SIGTERM, then waits for a clean exit (the drain flushes its events
-    /// and gives its leases back).
-    fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        let ok = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(ok.success());
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "exchange exited with {status}");
-    }
-}
-
 fn replica(dir: &Path, name: &str, body: &str) -> Replica {
     let config = dir.join(format!("{name}.toml"));
     let spool = dir.join(format!("{name}.spool"));
@@ -353,28 +323,7 @@ fn replica(dir: &Path, name: &str, body: &str) -> Replica {
         ),
     )
     .unwrap();
-    let mut child = Command::new(EXCHANGE)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("EXCHANGE_ADMIN_TOKEN", TOKEN)
-        .env_remove("DATABASE_URL")
-        .env_remove("LEDGER_DATABASE_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = |prefix: &str| {
-        let mut l = String::new();
-        out.read_line(&mut l).unwrap();
-        l.trim()
-            .strip_prefix(prefix)
-            .unwrap_or_else(|| panic!("{name}: unexpected line {l:?}"))
-            .to_owned()
-    };
-    let url = line("exchange listening on ");
-    let admin = line("admin listening on ");
-    Replica { child, url, admin }
+    Replica::start(&config, name)
 }
 
 /// Three exchange processes sell one bidder's small budget at once: total

@@ -8,30 +8,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::json;
 use sqlx::Connection;
-
-const EXCHANGE: &str = env!("CARGO_BIN_EXE_exchange");
-
-/// A running `exchange serve`; killed when dropped.
-struct Replica {
-    child: Child,
-    url: String,
-    admin: String,
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn replica(dir: &Path, name: &str, database: &str) -> Replica {
     let config = dir.join(format!("{name}.toml"));
@@ -42,27 +24,7 @@ fn replica(dir: &Path, name: &str, database: &str) -> Replica {
         ),
     )
     .unwrap();
-    let mut child = Command::new(EXCHANGE)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("EXCHANGE_ADMIN_TOKEN", TOKEN)
-        .env_remove("DATABASE_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = |prefix: &str| {
-        let mut l = String::new();
-        out.read_line(&mut l).unwrap();
-        l.trim()
-            .strip_prefix(prefix)
-            .unwrap_or_else(|| panic!("{name}: unexpected line {l:?}"))
-            .to_owned()
-    };
-    let url = line("exchange listening on ");
-    let admin = line("admin listening on ");
-    Replica { child, url, admin }
+    Replica::start(&config, name)
 }
 
 async fn two_replicas_share_one_registry(dir: &Path, database: &str) {

@@ -93,9 +93,9 @@ const SELECT_OFFSETS: &str =
 const INSERT_CHUNK: usize = 1_000;
 const UPSERT_OFFSET: &str = r#"INSERT INTO ledger_offsets (topic, "partition", next_offset) VALUES ($1, $2, $3)
     ON CONFLICT (topic, "partition") DO UPDATE SET next_offset = excluded.next_offset"#;
-/// A debit moves from the instance's lease to spend: outstanding = granted
-/// - debited. Applied to the campaign's lease and the bidder's, whichever
-/// exist (summed per lease in the batch).
+/// A debit moves from the instance's lease to spend (outstanding is granted
+/// minus debited). Applied to the campaign's lease and the bidder's,
+/// whichever exist (summed per lease in the batch).
 const DEBIT_LEASE: &str = "UPDATE budget_leases SET debited_micros = debited_micros + $1
     WHERE instance = $2 AND day = $3 AND account = $4";
 

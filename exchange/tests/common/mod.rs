@@ -313,3 +313,61 @@ async fn send(
         body,
     }
 }
+
+/// A running `exchange serve` process; killed when dropped.
+pub struct Replica {
+    pub child: std::process::Child,
+    /// Publisher-facing base URL.
+    pub url: String,
+    /// Admin API base URL.
+    pub admin: String,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Replica {
+    /// Starts `exchange serve --config CONFIG` (which must set `listen` and
+    /// `admin_listen`) with the test token, and reads the ports it announces.
+    pub fn start(config: &std::path::Path, name: &str) -> Replica {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_exchange"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("EXCHANGE_ADMIN_TOKEN", TOKEN)
+            .env_remove("DATABASE_URL")
+            .env_remove("LEDGER_DATABASE_URL")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = |prefix: &str| {
+            let mut l = String::new();
+            out.read_line(&mut l).unwrap();
+            l.trim()
+                .strip_prefix(prefix)
+                .unwrap_or_else(|| panic!("{name}: unexpected line {l:?}"))
+                .to_owned()
+        };
+        let url = line("exchange listening on ");
+        let admin = line("admin listening on ");
+        Replica { child, url, admin }
+    }
+
+    /// SIGTERM, then waits for a clean exit (exit status 0).
+    pub fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let ok = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "exchange exited with {status}");
+    }
+}

@@ -104,17 +104,7 @@ impl Harness {
     /// Drops the PostgreSQL database, if any.
     pub async fn cleanup(self) {
         if let Some((admin, url)) = &self.pg {
-            let name = url.rsplit('/').next().unwrap().to_owned();
-            let pool = sqlx::postgres::PgPoolOptions::new()
-                .max_connections(1)
-                .connect(admin)
-                .await
-                .unwrap();
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&pool)
-                .await
-                .unwrap();
-            pool.close().await;
+            drop_pg_database(admin, url).await;
         }
     }
 }
