@@ -403,3 +403,75 @@ async fn three_exchanges_share_a_small_budget_postgres() {
     store.close().await;
     h.cleanup().await;
 }
+
+/// A campaign budget limits the bids that name that campaign (`cid`), and
+/// its spend counts toward the bidder's own figures too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn campaign_budget_limits_its_campaign() {
+    let dir = tempfile::tempdir().unwrap();
+    // The simulated bidder bids with cid "campaign-1".
+    let alpha = bidder("alpha", 1.0, |_| {}).await;
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        admin_listen: Some("127.0.0.1:0".parse().unwrap()),
+        admin_token: Some(TOKEN.to_owned()),
+        sqlite_path: Some(dir.path().join("registry.sqlite")),
+        ..Config::default()
+    };
+    config
+        .bidders
+        .push(BidderEntry::new("alpha", vec![alpha.url()], Protocol::H2c));
+    config.server.max_scheduling_lag_ms = 0;
+    config.kafka.spool_path = dir.path().join("events.spool");
+    config.ledger.sqlite_path = dir.path().join("ledger.sqlite");
+    config.ledger.batch_ms = 10;
+    config.budget.min_lease_micros = 2 * PRICE;
+    config.budget.reload_interval_ms = 100;
+    config.validate().unwrap();
+    let ex = server::start(config).await.unwrap();
+    let a = admin(
+        &ex,
+        "PUT",
+        "/v1/bidders/alpha/campaigns/campaign-1/budget",
+        Some(&json!({"total": 0.6})),
+    )
+    .await;
+    assert_eq!(a.status, 201, "{}", a.text());
+    // A bidder budget far above it: the campaign's is the one that binds.
+    let a = admin(
+        &ex,
+        "PUT",
+        "/v1/bidders/alpha/budget",
+        Some(&json!({"daily": 50})),
+    )
+    .await;
+    assert_eq!(a.status, 201, "{}", a.text());
+    let (wins, charged) = spend_until_exhausted(&[&ex.url()], "camp", QUIET).await;
+    assert_eq!(charged, 600_000, "{wins} wins");
+    assert_campaign_wins_nothing(&ex, &alpha).await;
+    // The ledger has it on both accounts.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let c = get_budget(&ex, "/v1/bidders/alpha/campaigns/campaign-1/budget").await;
+        let b = get_budget(&ex, "/v1/bidders/alpha/budget").await;
+        if c["spent_total_micros"] == 600_000 && b["spent_today_micros"] == 600_000 {
+            assert_eq!(c["status"], "exhausted", "{c}");
+            assert_eq!(b["status"], "active", "{b}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "ledger never showed the campaign's spend: {c} {b}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    ex.shutdown().await;
+}
+
+/// After a campaign is exhausted its bids still reach the exchange (the
+/// campaign is only known from the bid), but none of them wins.
+async fn assert_campaign_wins_nothing(ex: &RunningExchange, bidder: &rtb_bidder::BidderHandle) {
+    let (wins, _) = round(&ex.url(), "after-campaign", 20).await;
+    assert_eq!(wins, 0);
+    assert!(bidder.stats().requests > 0);
+}
