@@ -159,6 +159,7 @@ async fn daily_budget_rolls_over_at_midnight_and_total_caps_it() {
         (json!({"daily": "ten"}), "daily"),
         (json!({"total": 5, "dayly": 1}), "dayly"),
         (json!({}), "daily"),
+        (json!({"total": 9_000_000_000_001u64}), "total"),
     ] {
         let a = admin(&ex, "PUT", "/v1/bidders/alpha/budget", Some(&body)).await;
         assert_eq!(a.status, 400, "{body}: {}", a.text());
@@ -241,6 +242,11 @@ async fn daily_budget_rolls_over_at_midnight_and_total_caps_it() {
 
     let gone = admin(&ex, "DELETE", "/v1/bidders/alpha/budget", None).await;
     assert_eq!(gone.status, 204);
+    let a = admin(&ex, "GET", "/v1/bidders/alpha/budget", None).await;
+    assert_eq!(a.status, 404, "{}", a.text());
+    // Idempotent: nothing to remove is still what was asked for.
+    let again = admin(&ex, "DELETE", "/v1/bidders/alpha/budget", None).await;
+    assert_eq!(again.status, 204);
     ex.shutdown().await;
 }
 

@@ -157,9 +157,17 @@ fn check_cid(cid: &str) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The largest limit accepted, in micros (9 trillion currency units): sums
+/// of spend and leases stay far from `i64::MAX`.
+const MAX_LIMIT_MICROS: i64 = 9_000_000_000_000_000_000;
+
 fn limit(field: &str, v: Option<Micros>) -> Result<Option<i64>, Failure> {
     match v {
         Some(m) if m.0 < 0 => Err(bad(field, format!("{field}: must not be negative"))),
+        Some(m) if m.0 > MAX_LIMIT_MICROS => Err(bad(
+            field,
+            format!("{field}: must be at most 9000000000000 (currency units)"),
+        )),
         Some(m) => Ok(Some(m.0)),
         None => Ok(None),
     }
@@ -225,13 +233,11 @@ async fn delete(s: &AdminState, bidder: &str, cid: Option<&str>) -> Response {
     let run = async {
         let b = budgets(s)?;
         let account = account_key(bidder, cid);
-        if !b.store().delete_budget(&account).await.map_err(db_error)? {
-            return Err(fail(
-                StatusCode::NOT_FOUND,
-                format!("no budget for {account:?}"),
-            ));
+        // Idempotent: removing a budget that is not there leaves what the
+        // caller asked for, no limit.
+        if b.store().delete_budget(&account).await.map_err(db_error)? {
+            tracing::info!(%account, "admin: budget removed");
         }
-        tracing::info!(%account, "admin: budget removed");
         if let Err(e) = b.reload().await {
             tracing::warn!(error = %e, "reload after a budget change failed; the refill task retries");
         }
@@ -293,14 +299,13 @@ pub(super) async fn get_bidder_budget(
     }
 }
 
-/// Removes a bidder's budget: its wins are no longer limited.
+/// Removes a bidder's budget: its wins are no longer limited. Idempotent.
 #[utoipa::path(delete, path = "/v1/bidders/{name}/budget", tag = "budgets",
     params(("name" = String, Path, description = "bidder name")),
     responses(
-        (status = 204, description = "removed"),
+        (status = 204, description = "removed, or there was none"),
         (status = 401, description = "no bearer token", body = ApiError),
         (status = 403, description = "wrong bearer token", body = ApiError),
-        (status = 404, description = "no budget for this bidder", body = ApiError),
         (status = 503, description = "budgets are off, or the database is unavailable", body = ApiError),
     ))]
 pub(super) async fn delete_bidder_budget(
@@ -356,14 +361,13 @@ pub(super) async fn get_campaign_budget(
     }
 }
 
-/// Removes a campaign's budget.
+/// Removes a campaign's budget. Idempotent.
 #[utoipa::path(delete, path = "/v1/bidders/{name}/campaigns/{cid}/budget", tag = "budgets",
     params(("name" = String, Path, description = "bidder name"), ("cid" = String, Path, description = "campaign id (`Bid.cid`)")),
     responses(
-        (status = 204, description = "removed"),
+        (status = 204, description = "removed, or there was none"),
         (status = 401, description = "no bearer token", body = ApiError),
         (status = 403, description = "wrong bearer token", body = ApiError),
-        (status = 404, description = "no budget for this campaign", body = ApiError),
         (status = 503, description = "budgets are off, or the database is unavailable", body = ApiError),
     ))]
 pub(super) async fn delete_campaign_budget(
