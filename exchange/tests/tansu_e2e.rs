@@ -251,15 +251,14 @@ async fn exactly_once_through_tansu() {
     run(false).await;
 }
 
-// Ignored until the broker is fixed: tansu 0.6 answers a fetch that starts
-// inside a record batch with nothing until a newer batch arrives, and then
-// with that newer batch. A ledger restarted after SIGKILL seeks to its stored
-// offset, which is usually inside a producer batch, so the rest of that batch
-// never reaches it: this test then finds 2-16 of 3000 debits missing (the
-// topic holds all 3000 events). Real Kafka returns the whole batch holding
-// the offset. Run it with `cargo test -p rtb-exchange --test tansu_e2e --
-// --ignored`.
-#[ignore = "tansu 0.6 skips the rest of a record batch when a fetch starts inside it (see the comment)"]
+/// The ledger process is SIGKILLed mid-stream and restarted: still exactly once.
+///
+/// tansu 0.6 answers a fetch that starts inside a record batch with nothing
+/// until a newer batch arrives, and then with that newer batch. A ledger
+/// restarted after SIGKILL seeks to its stored offset, usually inside a
+/// producer batch; without the ledger's hole check (`Ledger::contiguous`:
+/// read the partition again from its beginning) this test found 2-16 of 3000
+/// debits missing although the topic held all 3000 events.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exactly_once_through_tansu_with_ledger_killed() {
     run(true).await;

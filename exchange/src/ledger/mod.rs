@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rdkafka::consumer::StreamConsumer;
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -144,6 +144,7 @@ impl Ledger {
     /// progress is finished first. Dropping the future at any point is safe:
     /// the open transaction rolls back and the batch is consumed again.
     pub async fn run(self, mut stop: watch::Receiver<bool>) -> Result<(), LedgerError> {
+        let mut gaps = Gaps::default();
         loop {
             let first = tokio::select! {
                 biased;
@@ -152,7 +153,13 @@ impl Ledger {
             };
             let mut batch = Vec::with_capacity(self.batch_max);
             let mut dead = Vec::new();
-            if let Err(e) = self.take(first, &mut batch, &mut dead) {
+            // Where each partition must go on: the stored positions.
+            gaps.expect = self
+                .offsets
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            if let Err(e) = self.take(first, &mut batch, &mut dead, &mut gaps) {
                 // Broker away, rebalance in progress: librdkafka retries.
                 tracing::warn!(error = %e, "ledger: consume error");
                 tokio::time::sleep(RETRY_AFTER).await;
@@ -163,7 +170,7 @@ impl Ledger {
                 let Ok(next) = tokio::time::timeout_at(until, self.consumer.recv()).await else {
                     break;
                 };
-                if self.take(next, &mut batch, &mut dead).is_err() {
+                if self.take(next, &mut batch, &mut dead, &mut gaps).is_err() {
                     break;
                 }
             }
@@ -254,12 +261,59 @@ impl Ledger {
         m: KafkaResult<BorrowedMessage<'_>>,
         batch: &mut Vec<(Entry, Option<String>)>,
         dead: &mut Vec<DeadLetter>,
+        gaps: &mut Gaps,
     ) -> KafkaResult<()> {
         let m = m?;
+        if !self.contiguous(&m, gaps) {
+            return Ok(());
+        }
         let entry = self.entry(&m);
         self.collect_dead(&m, &entry, dead);
         batch.push(entry);
         Ok(())
+    }
+
+    /// Whether `m` follows what was consumed before on its partition. The
+    /// topic has no transactions and no compaction, so its offsets have no
+    /// holes: a message past the expected offset means the broker skipped
+    /// some (tansu 0.6 does, for a fetch that starts inside a record batch,
+    /// as a restarted ledger's does). The partition is then read again from
+    /// its beginning, once per hole; what was applied is skipped by offset
+    /// and by debit key. A hole still there after that (retention deleted
+    /// the messages) is accepted with an error in the log.
+    fn contiguous(&self, m: &BorrowedMessage<'_>, gaps: &mut Gaps) -> bool {
+        let (p, o) = (m.partition(), m.offset());
+        let Some(&expected) = gaps.expect.get(&p) else {
+            gaps.expect.insert(p, o + 1);
+            return true;
+        };
+        if o > expected {
+            if gaps.rewound.insert((p, expected)) {
+                tracing::warn!(
+                    partition = p,
+                    expected,
+                    got = o,
+                    "ledger: offsets skipped by the broker; reading the partition again"
+                );
+                let seek = self.consumer.seek(
+                    &self.topic,
+                    p,
+                    rdkafka::Offset::Beginning,
+                    Duration::from_secs(5),
+                );
+                match seek {
+                    Ok(()) => return false,
+                    Err(e) => {
+                        tracing::error!(partition = p, error = %e, "ledger: cannot re-read the partition")
+                    }
+                }
+            } else {
+                tracing::error!(partition = p, expected, got = o, "ledger: offsets missing from the partition after a re-read (deleted by retention?)");
+            }
+        }
+        let e = gaps.expect.entry(p).or_insert(0);
+        *e = (*e).max(o + 1);
+        true
     }
 
     /// Decodes one message into its debits; an undecodable one has none and
@@ -311,6 +365,16 @@ impl Ledger {
             offset: m.offset(),
         });
     }
+}
+
+/// Offset holes seen by [`Ledger::run`].
+#[derive(Debug, Default)]
+struct Gaps {
+    /// Next offset expected per partition (stored positions at the start of
+    /// a batch, then what the batch consumed).
+    expect: HashMap<i32, i64>,
+    /// (partition, expected offset) holes already re-read once.
+    rewound: std::collections::HashSet<(i32, i64)>,
 }
 
 /// A message for the dead-letter topic.
