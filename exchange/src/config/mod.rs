@@ -265,6 +265,14 @@ impl Config {
                 self.ledger.database_url = Some(u);
             }
         }
+        // Budgets (leases) live in the ledger's database, which every replica
+        // must share: a PostgreSQL DATABASE_URL serves for it too when no
+        // ledger database is named, as it does for `exchange ledger`.
+        if let Ok(u) = std::env::var(ENV_DATABASE_URL) {
+            if u.starts_with("postgres://") || u.starts_with("postgresql://") {
+                self.ledger.apply_env_database_url(Some(u))?;
+            }
+        }
         self.validate()?;
         self.check_admin()
     }
