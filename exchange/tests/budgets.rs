@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use common::*;
 use ledger_common::{Backend, Harness};
-use rtb_exchange::budget::{BudgetRow, LeaseRequest, ManualClock};
+use rtb_exchange::budget::{BudgetRow, Clock, LeaseRequest, ManualClock, SystemClock};
 use rtb_exchange::config::{BidderEntry, Config, Protocol};
 use rtb_exchange::ledger::{Ledger, Store};
 use rtb_exchange::server::{self, RunningExchange};
@@ -120,6 +120,35 @@ async fn until_spent_today(ex: &RunningExchange, micros: i64) -> Value {
     }
 }
 
+/// An exchange with the admin API, bidder `alpha`, the embedded Kafka mock
+/// cluster and ledger (SQLite in `dir`), and leases of 0.20 (two wins at a
+/// time) or 20 % of what is free.
+async fn embedded_exchange(
+    dir: &Path,
+    alpha: &rtb_bidder::BidderHandle,
+    clock: Arc<dyn Clock>,
+) -> RunningExchange {
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        admin_listen: Some("127.0.0.1:0".parse().unwrap()),
+        admin_token: Some(TOKEN.to_owned()),
+        sqlite_path: Some(dir.join("registry.sqlite")),
+        ..Config::default()
+    };
+    config
+        .bidders
+        .push(BidderEntry::new("alpha", vec![alpha.url()], Protocol::H2c));
+    config.server.max_scheduling_lag_ms = 0;
+    config.kafka.spool_path = dir.join("events.spool");
+    config.ledger.sqlite_path = dir.join("ledger.sqlite");
+    config.ledger.batch_ms = 10;
+    config.budget.min_lease_micros = 2 * PRICE;
+    config.budget.lease_fraction = 0.2;
+    config.budget.reload_interval_ms = 100;
+    config.validate().unwrap();
+    server::start_with_clock(config, clock).await.unwrap()
+}
+
 /// The admin budget API (validation included), and a daily budget that is
 /// spent to the micro, rolls over at UTC midnight on a controlled clock, and
 /// stops at the total.
@@ -129,29 +158,9 @@ async fn daily_budget_rolls_over_at_midnight_and_total_caps_it() {
     let alpha = bidder("alpha", 1.0, |_| {}).await;
     // 2026-11-23 23:59:00 UTC.
     let clock = Arc::new(ManualClock::new(1_795_478_340_000));
-    let mut config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        admin_listen: Some("127.0.0.1:0".parse().unwrap()),
-        admin_token: Some(TOKEN.to_owned()),
-        sqlite_path: Some(dir.path().join("registry.sqlite")),
-        ..Config::default()
-    };
-    config
-        .bidders
-        .push(BidderEntry::new("alpha", vec![alpha.url()], Protocol::H2c));
-    config.server.max_scheduling_lag_ms = 0;
-    config.kafka.spool_path = dir.path().join("events.spool");
-    config.ledger.sqlite_path = dir.path().join("ledger.sqlite");
-    config.ledger.batch_ms = 10;
     // Grants of 0.20 (two wins) out of a daily 1.00: whole wins only, so the
     // day is spent to the micro.
-    config.budget.min_lease_micros = 2 * PRICE;
-    config.budget.lease_fraction = 0.2;
-    config.budget.reload_interval_ms = 100;
-    config.validate().unwrap();
-    let ex = server::start_with_clock(config, clock.clone())
-        .await
-        .unwrap();
+    let ex = embedded_exchange(dir.path(), &alpha, clock.clone()).await;
 
     // Validation: the field at fault is named.
     for (body, field) in [
@@ -417,24 +426,7 @@ async fn campaign_budget_limits_its_campaign() {
     let dir = tempfile::tempdir().unwrap();
     // The simulated bidder bids with cid "campaign-1".
     let alpha = bidder("alpha", 1.0, |_| {}).await;
-    let mut config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        admin_listen: Some("127.0.0.1:0".parse().unwrap()),
-        admin_token: Some(TOKEN.to_owned()),
-        sqlite_path: Some(dir.path().join("registry.sqlite")),
-        ..Config::default()
-    };
-    config
-        .bidders
-        .push(BidderEntry::new("alpha", vec![alpha.url()], Protocol::H2c));
-    config.server.max_scheduling_lag_ms = 0;
-    config.kafka.spool_path = dir.path().join("events.spool");
-    config.ledger.sqlite_path = dir.path().join("ledger.sqlite");
-    config.ledger.batch_ms = 10;
-    config.budget.min_lease_micros = 2 * PRICE;
-    config.budget.reload_interval_ms = 100;
-    config.validate().unwrap();
-    let ex = server::start(config).await.unwrap();
+    let ex = embedded_exchange(dir.path(), &alpha, Arc::new(SystemClock)).await;
     let a = admin(
         &ex,
         "PUT",

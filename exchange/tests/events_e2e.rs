@@ -3,6 +3,7 @@
 //! in their responses is what the ledger debited.
 
 mod common;
+mod ledger_common;
 
 use rtb_exchange::events::LedgerConfig;
 use rtb_exchange::ledger::Store;
@@ -106,27 +107,7 @@ async fn ledger_debits_equal_clearing_prices_in_responses() {
         "produced {produced} of 300 auctions' events"
     );
     assert!(text.contains("\nrtb_spool_events 0\n"), "{text}");
-    if let Ok(mut child) = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-    {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "promtool: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-    }
+    ledger_common::promtool_check(&text);
     let counters = ex.events().unwrap().counters().clone();
     // Shutdown drains, flushes the producer and lets the embedded ledger
     // catch up (bounded); nothing is applied twice by stopping.
