@@ -447,6 +447,21 @@ async fn campaign_budget_limits_its_campaign() {
     let (wins, charged) = spend_until_exhausted(&[&ex.url()], "camp", QUIET).await;
     assert_eq!(charged, 600_000, "{wins} wins");
     assert_campaign_wins_nothing(&ex, &alpha).await;
+    // /metrics shows why: bids lost for budget, and the campaign's lease.
+    let (status, text) = get(format!("{}/metrics", ex.url())).await;
+    assert_eq!(status, 200);
+    let lost: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("rtb_budget_lost_bids_total "))
+        .unwrap_or_else(|| panic!("no rtb_budget_lost_bids_total in\n{text}"))
+        .parse()
+        .unwrap();
+    assert!(lost >= 20, "{lost} bids lost for budget");
+    assert!(
+        text.contains("rtb_budget_lease_available_micros{account=\"alpha/campaign-1\"} "),
+        "{text}"
+    );
+    ledger_common::promtool_check(&text);
     // The ledger has it on both accounts.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {

@@ -7,19 +7,6 @@ use std::time::Duration;
 use common::*;
 use rtb_bidder::{Fault, Latency};
 
-async fn get(url: String) -> (u16, String) {
-    let resp = client(false)
-        .request(http::Request::get(url).body(Default::default()).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let body = http_body_util::BodyExt::collect(resp.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
-    (status, String::from_utf8(body.to_vec()).unwrap())
-}
-
 /// The value of one sample line, e.g. `rtb_bidder_timeouts_total{bidder="hang"}`.
 fn sample(text: &str, name: &str) -> f64 {
     text.lines()

@@ -208,6 +208,9 @@ pub struct Budgets {
     cfg: BudgetConfig,
     seats: ArcSwap<HashMap<String, SeatAccounts>>,
     wake: Notify,
+    /// Winning bids this instance could not pay from its leases (loss
+    /// reason 1000), for `/metrics`.
+    lost: std::sync::atomic::AtomicU64,
 }
 
 impl Budgets {
@@ -226,6 +229,7 @@ impl Budgets {
             cfg,
             seats: ArcSwap::from_pointee(HashMap::new()),
             wake: Notify::new(),
+            lost: std::sync::atomic::AtomicU64::new(0),
         });
         b.reload().await?;
         b.refill_all(b.clock.now_ms()).await;
@@ -279,9 +283,49 @@ impl Budgets {
             }
         }
         if !ok {
+            self.lost.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.wake.notify_one();
         }
         ok
+    }
+
+    /// Appends this instance's budget figures to a Prometheus text
+    /// exposition: `rtb_budget_lease_available_micros{account}` (what its
+    /// leases still hold today) and `rtb_budget_lost_bids_total` (winning
+    /// bids its leases could not pay).
+    pub fn encode_prometheus(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let day = day_of(self.clock.now_ms());
+        // Writing into a String cannot fail.
+        let _ = writeln!(
+            out,
+            "# HELP rtb_budget_lease_available_micros Budget this exchange instance can still award from its lease today, per account."
+        );
+        let _ = writeln!(out, "# TYPE rtb_budget_lease_available_micros gauge");
+        let mut accounts = self.accounts();
+        accounts.sort_by(|a, b| a.key().cmp(b.key()));
+        for a in accounts {
+            let available = a.lease().available(day);
+            let key = a
+                .key()
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n");
+            let _ = writeln!(
+                out,
+                "rtb_budget_lease_available_micros{{account=\"{key}\"}} {available}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP rtb_budget_lost_bids_total Winning bids this instance's budget leases could not pay (loss reason 1000)."
+        );
+        let _ = writeln!(out, "# TYPE rtb_budget_lost_bids_total counter");
+        let _ = writeln!(
+            out,
+            "rtb_budget_lost_bids_total {}",
+            self.lost.load(std::sync::atomic::Ordering::Relaxed)
+        );
     }
 
     /// Takes `amount` out of the leases of `seat` (and of campaign `cid`)

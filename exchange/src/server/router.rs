@@ -86,6 +86,9 @@ where
             if let Some(c) = app.exchange.event_counters() {
                 c.encode_prometheus(&mut text);
             }
+            if let Some(b) = app.exchange.budgets() {
+                b.encode_prometheus(&mut text);
+            }
             let mut resp = Response::new(Full::new(Bytes::from(text)));
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,

@@ -371,3 +371,17 @@ impl Replica {
         assert!(status.success(), "exchange exited with {status}");
     }
 }
+
+/// GETs `url` over HTTP/1.1: status and body text.
+pub async fn get(url: String) -> (u16, String) {
+    let resp = client(false)
+        .request(http::Request::get(url).body(Default::default()).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
