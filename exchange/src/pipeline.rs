@@ -14,7 +14,7 @@ use rtb_proto::{
 };
 use tokio::time::Instant;
 
-use crate::auction::{self, AuctionType, DealRule, ImpRule, LossReason, Offer, Rules};
+use crate::auction::{self, AuctionType, DealRule, ImpRule, Offer, Rules};
 use crate::budget::{day_of, Budgets, Clock, SystemClock};
 use crate::config::Config;
 use crate::fanout::{fan_out, Answer, Bidder, CallResult, Skip};
@@ -331,14 +331,7 @@ impl Exchange {
         }
         let mut result = auction::run(&rules, &offers);
         if let Some(b) = budgets {
-            // A winner whose lease cannot pay its clearing price is out and
-            // the auction runs again without it (the next bid wins, priced
-            // against what is left): at most once per offer.
-            while let Some(offer) = unpaid_win(b, &result, &offers, &sources, &decoded, day) {
-                offers[offer].affordable = false;
-                result = auction::run(&rules, &offers);
-            }
-            reserve_wins(b, &mut result, &offers, &sources, &decoded, day);
+            pay_wins(b, &rules, &mut offers, &mut result, &sources, &decoded, day);
         }
         let names: Vec<&str> = (0..n + who.skipped.len())
             .map(|i| who.bidder(i).name.as_str())
@@ -394,41 +387,37 @@ fn offer_cid<'a>(
     }
 }
 
-/// The first winning offer whose budget lease cannot pay its clearing price.
-fn unpaid_win(
+/// Takes each win's clearing price out of the budget leases it is charged
+/// to. A winner they cannot pay loses (loss reason 1000) and the auction
+/// runs again without it, so the next bid wins, priced against what is left.
+/// Imps are priced independently, so a rerun leaves the wins already paid
+/// for as they were. At most one rerun per offer.
+fn pay_wins(
     budgets: &Budgets,
-    result: &auction::Outcome,
-    offers: &[Offer<'_>],
-    sources: &[(usize, usize, usize)],
-    decoded: &[Decoded],
-    day: i64,
-) -> Option<usize> {
-    result.wins.iter().flatten().find_map(|w| {
-        let cid = offer_cid(sources, decoded, w.offer);
-        let seat = offers[w.offer].seat;
-        (!budgets.affordable(seat, cid, w.clearing.0, day)).then_some(w.offer)
-    })
-}
-
-/// Takes each win's clearing price out of the budget leases. A win whose
-/// lease was emptied by a concurrent auction since the eligibility check is
-/// withdrawn (loss reason 1000) and its imp goes unfilled: rerunning the
-/// auction for it would cost more than the rare impression is worth.
-fn reserve_wins(
-    budgets: &Budgets,
+    rules: &Rules<'_>,
+    offers: &mut [Offer<'_>],
     result: &mut auction::Outcome,
-    offers: &[Offer<'_>],
     sources: &[(usize, usize, usize)],
     decoded: &[Decoded],
     day: i64,
 ) {
-    for win in result.wins.iter_mut() {
-        let Some(w) = *win else { continue };
-        let cid = offer_cid(sources, decoded, w.offer);
-        if !budgets.reserve(offers[w.offer].seat, cid, w.clearing.0, day) {
-            *win = None;
-            result.reasons[w.offer] = LossReason::BudgetExhausted;
-        }
+    let mut paid = vec![false; offers.len()];
+    loop {
+        let unpaid = result.wins.iter().flatten().find_map(|w| {
+            if paid[w.offer] {
+                return None;
+            }
+            let cid = offer_cid(sources, decoded, w.offer);
+            if budgets.reserve(offers[w.offer].seat, cid, w.clearing.0, day) {
+                paid[w.offer] = true;
+                None
+            } else {
+                Some(w.offer)
+            }
+        });
+        let Some(offer) = unpaid else { return };
+        offers[offer].affordable = false;
+        *result = auction::run(rules, offers);
     }
 }
 

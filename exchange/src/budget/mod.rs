@@ -8,10 +8,10 @@
 //!
 //! - [`Budgets::blocked`]: the bidder's own lease is empty, so calling it
 //!   would be wasted (the auction skips it, seat-non-bid 501);
-//! - [`Budgets::affordable`]: a winner's clearing price fits the leases of
-//!   the bidder and of its campaign (else the bid loses with loss reason
-//!   1000, budget exhausted, and the auction runs again without it);
-//! - [`Budgets::reserve`]: takes the clearing price out of those leases.
+//! - [`Budgets::reserve`]: takes a winner's clearing price out of the
+//!   leases of the bidder and of its campaign; when they cannot pay it the
+//!   bid loses with loss reason 1000 (budget exhausted) and the auction
+//!   runs again without it.
 //!
 //! A background task ([`Budgets::spawn_refill`]) asks for more before a
 //! lease runs dry (below `refill_below` of its last grant), gives back a
@@ -266,29 +266,6 @@ impl Budgets {
         empty
     }
 
-    /// Whether a win at `price` by `seat` for campaign `cid` fits the leases
-    /// it would be charged to. A win that does not fit asks the refill task
-    /// to trade the remainder for a grant of at least `price`.
-    pub fn affordable(&self, seat: &str, cid: Option<&str>, price: i64, day: i64) -> bool {
-        let seats = self.seats.load();
-        let Some(s) = seats.get(seat) else {
-            return true;
-        };
-        let mut ok = true;
-        for account in s.for_bid(cid).into_iter().flatten() {
-            let mut lease = account.lease();
-            if lease.available(day) < price {
-                lease.missed(day, price);
-                ok = false;
-            }
-        }
-        if !ok {
-            self.lost.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            self.wake.notify_one();
-        }
-        ok
-    }
-
     /// Appends this instance's budget figures to a Prometheus text
     /// exposition: `rtb_budget_lease_available_micros{account}` (what its
     /// leases still hold today) and `rtb_budget_lost_bids_total` (winning
@@ -328,30 +305,31 @@ impl Budgets {
         );
     }
 
-    /// Takes `amount` out of the leases of `seat` (and of campaign `cid`)
-    /// for `day`, all or nothing; false when they no longer hold it (another
-    /// auction took it since [`affordable`](Self::affordable)).
+    /// Takes `amount` (a win's clearing price) out of the leases of `seat`
+    /// and of its campaign `cid`, whichever have a budget, for `day`: all or
+    /// nothing. False when they cannot pay it: the win is lost (counted) and
+    /// the refill task is asked to trade the remainder for a grant of at
+    /// least `amount`.
     pub fn reserve(&self, seat: &str, cid: Option<&str>, amount: i64, day: i64) -> bool {
         let seats = self.seats.load();
         let Some(s) = seats.get(seat) else {
             return true;
         };
-        let accounts = s.for_bid(cid);
         // Lock order: bidder, then campaign (for_bid's order), everywhere.
-        let mut guards: Vec<MutexGuard<'_, Lease>> =
-            accounts.iter().flatten().map(|a| a.lease()).collect();
-        if guards.iter().any(|l| l.available(day) < amount) {
-            for l in &mut guards {
+        let mut guards = s.for_bid(cid).map(|a| a.map(|a| a.lease()));
+        if guards.iter().flatten().any(|l| l.available(day) < amount) {
+            for l in guards.iter_mut().flatten() {
                 if l.available(day) < amount {
                     l.missed(day, amount);
                 }
             }
             drop(guards);
+            self.lost.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.wake.notify_one();
             return false;
         }
         let mut low = false;
-        for l in &mut guards {
+        for l in guards.iter_mut().flatten() {
             l.awarded += amount;
             low |= (l.granted - l.awarded) as f64 <= l.last_grant as f64 * self.cfg.refill_below;
         }
@@ -360,24 +338,6 @@ impl Budgets {
             self.wake.notify_one();
         }
         true
-    }
-
-    /// Whether any budget is configured (tests and the stats page).
-    pub fn has_budgets(&self) -> bool {
-        !self.seats.load().is_empty()
-    }
-
-    /// What this instance can still award from `account`'s lease today.
-    pub fn available(&self, account: &str) -> Option<i64> {
-        let day = day_of(self.clock.now_ms());
-        let seats = self.seats.load();
-        seats.values().find_map(|s| {
-            s.own
-                .iter()
-                .chain(s.campaigns.values())
-                .find(|a| a.key() == account)
-                .map(|a| a.lease().available(day))
-        })
     }
 
     /// Makes this instance see budget changes now (the admin API calls it
