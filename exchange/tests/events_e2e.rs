@@ -142,11 +142,7 @@ fn ledger_command_without_brokers_names_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger.toml");
     std::fs::write(&path, "[ledger]\nbatch_max = 10\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_exchange"))
-        .args(["ledger", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = ledger_common::ledger_command(&path, &[]);
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("kafka.brokers"));
 }

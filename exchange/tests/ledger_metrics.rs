@@ -150,12 +150,7 @@ fn bad_metrics_addr_names_the_flag_or_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger.toml");
     std::fs::write(&path, "[kafka]\nbrokers = \"127.0.0.1:1\"\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_exchange"))
-        .args(["ledger", "--config"])
-        .arg(&path)
-        .args(["--metrics-addr", "localhost"])
-        .output()
-        .unwrap();
+    let out = ledger_common::ledger_command(&path, &["--metrics-addr", "localhost"]);
     assert_eq!(out.status.code(), Some(64));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("--metrics-addr"),
@@ -167,11 +162,7 @@ fn bad_metrics_addr_names_the_flag_or_key() {
         "[kafka]\nbrokers = \"127.0.0.1:1\"\n[ledger]\nmetrics_addr = \"nowhere\"\n",
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_exchange"))
-        .args(["ledger", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = ledger_common::ledger_command(&path, &[]);
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("ledger.metrics_addr"));
 }

@@ -283,11 +283,7 @@ impl Budgets {
         accounts.sort_by(|a, b| a.key().cmp(b.key()));
         for a in accounts {
             let available = a.lease().available(day);
-            let key = a
-                .key()
-                .replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('\n', "\\n");
+            let key = crate::ledger::metrics::escape_label(a.key());
             let _ = writeln!(
                 out,
                 "rtb_budget_lease_available_micros{{account=\"{key}\"}} {available}"

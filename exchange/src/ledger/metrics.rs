@@ -277,8 +277,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A label value in the text format: `\`, `"` and newlines escaped.
-fn escape_label(v: &str) -> String {
+/// A label value in the text format: `\`, `"` and newlines escaped (the
+/// exchange's own `/metrics` uses it too, for budget accounts).
+pub(crate) fn escape_label(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")

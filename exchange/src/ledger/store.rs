@@ -206,7 +206,8 @@ impl Store {
             }
             let mut next: HashMap<i32, i64> = HashMap::new();
             let mut fresh: Vec<&Debit> = Vec::new();
-            let mut seen: std::collections::HashSet<(&str, &str)> = std::collections::HashSet::new();
+            // (auction id, imp id) → index in `fresh`.
+            let mut index: HashMap<(&str, &str), usize> = HashMap::new();
             for e in entries {
                 let at = stored.get(&e.partition).copied().unwrap_or(0);
                 let n = next.entry(e.partition).or_insert(at);
@@ -216,16 +217,17 @@ impl Store {
                 }
                 for d in &e.debits {
                     // The same debit twice in one batch: the second is a duplicate.
-                    if seen.insert((d.auction_id.as_str(), d.imp_id.as_str())) {
-                        fresh.push(d);
-                    } else {
-                        applied.duplicates += 1;
+                    match index.entry((d.auction_id.as_str(), d.imp_id.as_str())) {
+                        std::collections::hash_map::Entry::Vacant(v) => {
+                            v.insert(fresh.len());
+                            fresh.push(d);
+                        }
+                        std::collections::hash_map::Entry::Occupied(_) => applied.duplicates += 1,
                     }
                 }
                 *n = (*n).max(e.offset + 1);
             }
-            let mut inserted: std::collections::HashSet<(String, String)> =
-                std::collections::HashSet::with_capacity(fresh.len());
+            let mut inserted = vec![false; fresh.len()];
             for chunk in fresh.chunks(INSERT_CHUNK) {
                 let mut q = sqlx::QueryBuilder::new(
                     "INSERT INTO debits (auction_id, imp_id, account, seat, cid, amount_micros, \
@@ -245,15 +247,18 @@ impl Store {
                 });
                 q.push(" ON CONFLICT (auction_id, imp_id) DO NOTHING RETURNING auction_id, imp_id");
                 for r in q.build().fetch_all(&mut *tx).await? {
-                    inserted.insert((r.try_get::<String, _>(0)?, r.try_get::<String, _>(1)?));
+                    let key: (String, String) = (r.try_get(0)?, r.try_get(1)?);
+                    if let Some(&i) = index.get(&(key.0.as_str(), key.1.as_str())) {
+                        inserted[i] = true;
+                    }
                 }
             }
             // Spend per (account, day) and lease debits per (instance, day,
             // lease account), for the debits actually inserted.
             let mut spend: BTreeMap<(&str, String), i64> = BTreeMap::new();
             let mut leases: BTreeMap<(&str, String, &str), i64> = BTreeMap::new();
-            for d in &fresh {
-                if !inserted.contains(&(d.auction_id.clone(), d.imp_id.clone())) {
+            for (d, inserted) in fresh.iter().zip(&inserted) {
+                if !inserted {
                     applied.duplicates += 1;
                     continue;
                 }
@@ -343,11 +348,15 @@ impl Store {
     }
 }
 
-/// `YYYY-MM-DD` of a ms-since-epoch timestamp, in UTC (days from civil
-/// calendar arithmetic, so no time-zone database is needed).
+/// `YYYY-MM-DD` of a ms-since-epoch timestamp, in UTC.
 pub fn utc_day(ts_ms: i64) -> String {
-    let days = ts_ms.div_euclid(86_400_000);
-    // Howard Hinnant's civil_from_days.
+    let (y, m, d) = civil_from_days(crate::budget::day_of(ts_ms));
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// (year, month, day) of a day number (days since 1970-01-01), by Howard
+/// Hinnant's civil-from-days arithmetic: no time-zone database needed.
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -356,8 +365,7 @@ pub fn utc_day(ts_ms: i64) -> String {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 #[cfg(test)]

@@ -253,18 +253,7 @@ pub async fn post_url(url: &str, request: &Value) -> Answer {
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(serde_json::to_vec(request).unwrap())))
         .unwrap();
-    let resp = tokio::time::timeout(Duration::from_secs(10), client(false).request(req))
-        .await
-        .expect("exchange answered within 10 s")
-        .expect("request succeeded");
-    let status = resp.status();
-    let version = resp.version();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    Answer {
-        status,
-        version,
-        body,
-    }
+    send(&client(false), req, "exchange").await
 }
 
 /// The seats that won in an answer (empty for a 204).
@@ -374,14 +363,7 @@ impl Replica {
 
 /// GETs `url` over HTTP/1.1: status and body text.
 pub async fn get(url: String) -> (u16, String) {
-    let resp = client(false)
-        .request(http::Request::get(url).body(Default::default()).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let body = http_body_util::BodyExt::collect(resp.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
-    (status, String::from_utf8(body.to_vec()).unwrap())
+    let req = Request::get(url).body(Full::new(Bytes::new())).unwrap();
+    let a = send(&client(false), req, "GET").await;
+    (a.status.as_u16(), a.text())
 }

@@ -396,3 +396,14 @@ pub fn promtool_check(text: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Runs `exchange ledger --config CONFIG EXTRA...` to completion (for the
+/// tests of a refused start).
+pub fn ledger_command(config: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_exchange"))
+        .args(["ledger", "--config"])
+        .arg(config)
+        .args(extra)
+        .output()
+        .unwrap()
+}
