@@ -155,6 +155,11 @@ impl Exchange {
         &self.metrics
     }
 
+    /// The exchange's instruments, shared (for tasks that outlive a borrow).
+    pub fn shared_metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
     /// The bidders auctions fan out to now.
     pub fn bidders(&self) -> Arc<BidderSet> {
         self.registry.current()

@@ -87,6 +87,10 @@ pub struct Config {
     pub bidders: Vec<BidderEntry>,
     /// Address of the admin API (bidder registry); no admin API when absent.
     pub admin_listen: Option<SocketAddr>,
+    /// Address of the operational listener (`/metrics`, `/v1/stats/latency`,
+    /// `/healthz`, `/readyz`). When set, `/metrics` and `/v1/stats/latency`
+    /// are served only there, not on the publisher port `listen`.
+    pub metrics_listen: Option<SocketAddr>,
     /// Bearer token every admin call must carry; required with `admin_listen`.
     /// `EXCHANGE_ADMIN_TOKEN` overrides it.
     pub admin_token: Option<String>,
@@ -134,6 +138,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             bidders: Vec::new(),
             admin_listen: None,
+            metrics_listen: None,
             admin_token: None,
             database_url: None,
             sqlite_path: None,
@@ -160,6 +165,36 @@ pub struct ServerConfig {
     /// above this: a CPU-starved exchange would otherwise accept auctions it
     /// can only answer after their deadline. 0 disables it.
     pub max_scheduling_lag_ms: u64,
+    /// The whole request body must arrive within this long of the request's
+    /// headers, or the request ends with 408 and frees its auction slot at
+    /// once. It counts against the auction's deadline (which runs from the
+    /// headers' arrival), and is capped by the largest deadline
+    /// (`auction.max_tmax_ms`): a body slower than the deadline cannot be
+    /// auctioned in time anyway.
+    pub body_timeout_ms: u64,
+    /// A new connection must deliver its first complete request within this
+    /// long, or it is closed: sockets that never speak hold nothing.
+    pub first_request_timeout_ms: u64,
+    /// HTTP/1.1: a request's headers must arrive within this long; this also
+    /// bounds how long an idle keep-alive connection waits for its next request.
+    pub header_read_timeout_ms: u64,
+    /// A connection with no request in flight and none started for this long
+    /// is closed (HTTP/2: GOAWAY, then close).
+    pub idle_timeout_ms: u64,
+    /// HTTP/2 keep-alive ping interval; a peer that does not answer a ping
+    /// within `h2_keep_alive_timeout_ms` is disconnected. 0 disables pings.
+    pub h2_keep_alive_interval_ms: u64,
+    /// See `h2_keep_alive_interval_ms`.
+    pub h2_keep_alive_timeout_ms: u64,
+    /// Concurrent streams one HTTP/2 connection may open; more are refused
+    /// by the protocol (REFUSED_STREAM), so one client cannot take every slot.
+    pub max_concurrent_streams: u32,
+    /// Open publisher connections at once; a connection beyond it is closed
+    /// as soon as it is accepted.
+    pub max_connections: usize,
+    /// Largest request head: HTTP/1.1 headers (431 beyond) and the HTTP/2
+    /// header list (the stream is refused beyond).
+    pub max_header_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -169,7 +204,61 @@ impl Default for ServerConfig {
             max_body_bytes: 256 * 1024,
             drain_timeout_ms: 5_000,
             max_scheduling_lag_ms: 20,
+            // A publisher's request is a few kilobytes sent at once; 100 ms
+            // covers a retransmission on a slow link and is well under a
+            // typical tmax, so a trickling body cannot hold a slot for long.
+            body_timeout_ms: 100,
+            // Generous for a TLS-terminating proxy's cold start, short enough
+            // that idle sockets cannot pile up.
+            first_request_timeout_ms: 3_000,
+            header_read_timeout_ms: 5_000,
+            idle_timeout_ms: 60_000,
+            h2_keep_alive_interval_ms: 20_000,
+            h2_keep_alive_timeout_ms: 10_000,
+            max_concurrent_streams: 256,
+            max_connections: 10_000,
+            max_header_bytes: 16 * 1024,
         }
+    }
+}
+
+impl ServerConfig {
+    /// Checks the connection limits; the error names the key.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("server.body_timeout_ms", self.body_timeout_ms),
+            (
+                "server.first_request_timeout_ms",
+                self.first_request_timeout_ms,
+            ),
+            ("server.header_read_timeout_ms", self.header_read_timeout_ms),
+            ("server.idle_timeout_ms", self.idle_timeout_ms),
+            (
+                "server.max_concurrent_streams",
+                u64::from(self.max_concurrent_streams),
+            ),
+            ("server.max_connections", self.max_connections as u64),
+            ("server.max_header_bytes", self.max_header_bytes as u64),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(invalid(*key, "must be > 0"));
+        }
+        if self.h2_keep_alive_interval_ms > 0 && self.h2_keep_alive_timeout_ms == 0 {
+            return Err(invalid(
+                "server.h2_keep_alive_timeout_ms",
+                "must be > 0 while h2_keep_alive_interval_ms is set",
+            ));
+        }
+        // hyper needs room for a request line and a few headers.
+        if self.max_header_bytes < 1024 {
+            return Err(invalid("server.max_header_bytes", "must be at least 1024"));
+        }
+        Ok(())
+    }
+
+    /// See [`ServerConfig::body_timeout_ms`].
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_timeout_ms)
     }
 }
 
@@ -330,6 +419,7 @@ impl Config {
         if self.server.max_body_bytes == 0 {
             return Err(invalid("server.max_body_bytes", "must be > 0"));
         }
+        self.server.validate()?;
         let b = &self.metrics.buckets_ms;
         if b.is_empty()
             || b.iter().any(|v| !v.is_finite() || *v <= 0.0)

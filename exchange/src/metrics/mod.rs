@@ -96,6 +96,11 @@ struct OutcomeLabel {
     outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
 /// One stage's instruments.
 #[derive(Debug)]
 pub struct StageMetrics {
@@ -147,8 +152,15 @@ pub struct Metrics {
     pub outcome_bids: Counter,
     /// Auctions that answered 204.
     pub outcome_no_bid: Counter,
-    /// Requests refused as bad input (400/413/415).
+    /// Requests refused as bad input (400/408/413/415).
     pub outcome_bad_request: Counter,
+    /// Publisher connections open now.
+    pub connections_open: Gauge,
+    /// Connections closed at accept because `server.max_connections` were open.
+    pub connections_refused: Counter,
+    /// Connections the exchange closed, by reason (`first_request_timeout`,
+    /// `idle_timeout`).
+    connections_closed: Family<ReasonLabel, Counter>,
     /// Per stage, in [`Stage::ALL`] order.
     pub stages: Vec<StageMetrics>,
     /// Per bidder name, created when the bidder first appears. A lock is
@@ -222,6 +234,24 @@ impl Metrics {
             outcomes.clone(),
         );
         let outcome = |o| outcomes.get_or_create(&OutcomeLabel { outcome: o }).clone();
+        let connections_open = Gauge::default();
+        registry.register(
+            "connections_open",
+            "Publisher connections open",
+            connections_open.clone(),
+        );
+        let connections_refused = Counter::default();
+        registry.register(
+            "connections_refused",
+            "Connections closed at accept because server.max_connections were open",
+            connections_refused.clone(),
+        );
+        let connections_closed = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "connections_closed",
+            "Connections the exchange closed, by reason",
+            connections_closed.clone(),
+        );
         let stage_family = histogram_family::<StageLabel>(buckets_ms);
         registry.register(
             "stage_duration_seconds",
@@ -288,6 +318,9 @@ impl Metrics {
             outcome_bids: outcome("bids"),
             outcome_no_bid: outcome("no_bid"),
             outcome_bad_request: outcome("bad_request"),
+            connections_open,
+            connections_refused,
+            connections_closed,
             stages,
             bidders: Mutex::new(BTreeMap::new()),
             families,
@@ -344,6 +377,13 @@ impl Metrics {
         let m = &self.stages[stage as usize];
         m.histogram.observe(d.as_secs_f64());
         m.series.record(d);
+    }
+
+    /// Counts a connection the exchange closed (`rtb_connections_closed_total{reason}`).
+    pub fn connection_closed(&self, reason: &'static str) {
+        self.connections_closed
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
     }
 
     /// Prometheus text exposition (format 0.0.4) of every instrument.

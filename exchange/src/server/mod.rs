@@ -5,6 +5,7 @@
 //! `server.drain_timeout_ms`, then the server returns; [`RunningExchange::shutdown`]
 //! then flushes the auction events (producer, spool, embedded ledger).
 
+mod conn;
 pub mod ingress;
 pub mod overload;
 pub mod router;
@@ -16,12 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::admin::{self, AdminState};
@@ -31,12 +28,6 @@ use crate::fanout::ClientError;
 use crate::pipeline::Exchange;
 use crate::registry::RegistryError;
 pub use router::{handle, App, AUCTION_PATH};
-
-/// Streams one publisher connection may have open at once over HTTP/2.
-const MAX_STREAMS_PER_CONNECTION: u32 = 1024;
-/// An HTTP/1.1 client must send its headers within this time, so idle sockets
-/// cannot hold server resources.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -74,10 +65,13 @@ pub enum ServeError {
 pub struct RunningExchange {
     addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
+    metrics_addr: Option<SocketAddr>,
     app: Arc<App>,
     shutdown_tx: watch::Sender<bool>,
     task: JoinHandle<()>,
     admin_task: Option<JoinHandle<()>>,
+    /// The operational listener's task (`metrics_listen`).
+    metrics_task: Option<JoinHandle<()>>,
     /// The budget refill task and its stop switch: stopped after the drain,
     /// it records what was awarded and gives the rest of the leases back.
     budgets: Option<(watch::Sender<bool>, JoinHandle<()>)>,
@@ -106,6 +100,11 @@ impl RunningExchange {
         self.admin_addr.map(|a| format!("http://{a}"))
     }
 
+    /// The operational listener's base URL, when `metrics_listen` is set.
+    pub fn metrics_url(&self) -> Option<String> {
+        self.metrics_addr.map(|a| format!("http://{a}"))
+    }
+
     /// Shared state (bidders, readiness, counters).
     pub fn app(&self) -> &Arc<App> {
         &self.app
@@ -121,6 +120,9 @@ impl RunningExchange {
         let _ = self.shutdown_tx.send(true);
         let _ = self.task.await;
         if let Some(t) = self.admin_task {
+            let _ = t.await;
+        }
+        if let Some(t) = self.metrics_task {
             let _ = t.await;
         }
         if let Some((stop, task)) = self.budgets {
@@ -164,6 +166,10 @@ pub async fn start_with_clock(
         Some(a) => Some(bind(a).await?),
         None => None,
     };
+    let ops = match config.metrics_listen {
+        Some(a) => Some(bind(a).await?),
+        None => None,
+    };
     let token = config.admin_token.clone().unwrap_or_default();
     let events = match config.kafka.enabled {
         true => Some(EventSystem::start(&config.kafka, &config.ledger).await?),
@@ -202,6 +208,17 @@ pub async fn start_with_clock(
         let _ = rx.wait_for(|stop| *stop).await;
     };
     let task = tokio::spawn(serve(listener, app.clone(), stopped(shutdown_rx.clone())));
+    let (metrics_addr, metrics_task) = match ops {
+        Some((listener, a)) => {
+            let t = tokio::spawn(serve_ops(
+                listener,
+                app.clone(),
+                stopped(shutdown_rx.clone()),
+            ));
+            (Some(a), Some(t))
+        }
+        None => (None, None),
+    };
     let (admin_addr, admin_task) = match admin {
         Some((listener, admin_addr)) => {
             let state = Arc::new(
@@ -216,10 +233,12 @@ pub async fn start_with_clock(
     Ok(RunningExchange {
         addr,
         admin_addr,
+        metrics_addr,
         app,
         shutdown_tx,
         task,
         admin_task,
+        metrics_task,
         budgets: budget_task,
         events,
     })
@@ -227,29 +246,64 @@ pub async fn start_with_clock(
 
 /// Serves connections from `listener` until `shutdown` completes, then drains.
 pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
-    let graceful = GracefulShutdown::new();
+    let app2 = app.clone();
+    serve_with(listener, app, shutdown, move |req| {
+        router::handle(app2.clone(), req)
+    })
+    .await;
+}
+
+/// Serves the operational routes (`metrics_listen`) until `shutdown` completes.
+pub async fn serve_ops(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
+    let app2 = app.clone();
+    serve_with(listener, app, shutdown, move |req| {
+        router::handle_ops(app2.clone(), req)
+    })
+    .await;
+}
+
+/// The accept loop behind [`serve`] and [`serve_ops`]: connection cap,
+/// per-connection timeouts (see `conn.rs`), graceful drain.
+async fn serve_with<H, F>(
+    listener: TcpListener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()>,
+    handler: H,
+) where
+    H: Fn(http::Request<hyper::body::Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<
+            Output = Result<
+                http::Response<http_body_util::Full<bytes::Bytes>>,
+                std::convert::Infallible,
+            >,
+        > + Send
+        + 'static,
+{
+    let s = &app.exchange.config.server;
+    let limits = Arc::new(conn::Limits::from_config(s));
+    let builder = Arc::new(conn::builder(s));
+    // One permit per open connection: the cap, and what the drain waits for.
+    let max = s.max_connections;
+    let connections = Arc::new(Semaphore::new(max));
+    let (closing_tx, closing_rx) = watch::channel(false);
     tokio::pin!(shutdown);
     let serve_one = |stream: tokio::net::TcpStream| {
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            // Over the cap: close at once rather than queue.
+            app.exchange.metrics().connections_refused.inc();
+            drop(stream);
+            return;
+        };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let svc = service_fn(move |req| handle(app.clone(), req));
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-        let conn = graceful.watch(conn.into_owned());
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-        });
+        tokio::spawn(conn::serve_connection(
+            stream,
+            builder.clone(),
+            limits.clone(),
+            handler.clone(),
+            closing_rx.clone(),
+            app.exchange.shared_metrics(),
+            permit,
+        ));
     };
     loop {
         tokio::select! {
@@ -273,11 +327,10 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
         serve_one(stream);
     }
     drop(listener);
+    let _ = closing_tx.send(true);
     let drain = Duration::from_millis(app.exchange.config.server.drain_timeout_ms);
-    if tokio::time::timeout(drain, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    let all_closed = connections.acquire_many(max as u32);
+    if tokio::time::timeout(drain, all_closed).await.is_err() {
         tracing::warn!(?drain, "drain timed out; closing remaining connections");
     }
 }
