@@ -272,8 +272,13 @@ def consistency(dev, prod, adapter_rules, dash_path):
         m = re.search(r'^metrics_addr\s*=\s*"[^"]*:(\d+)"', cm["data"]["exchange.toml"], re.M)
         ledger_port = int(m.group(1)) if m else 9091
         named = {p["name"]: p["containerPort"] for p in ledger_ctr.get("ports", [])}
-        if named.get("http") != ledger_port:
-            problems.append(f"{overlay}: ledger port http is {named.get('http')}, its metrics listener {ledger_port}")
+        if named.get("metrics") != ledger_port:
+            problems.append(f"{overlay}: ledger port metrics is {named.get('metrics')}, its metrics listener {ledger_port}")
+        # The exchange's metrics port is its metrics_listen.
+        m = re.search(r'^metrics_listen\s*=\s*"[^"]*:(\d+)"', cm["data"]["exchange.toml"], re.M)
+        ex_named = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+        if not m or ex_named.get("metrics") != int(m.group(1)):
+            problems.append(f"{overlay}: exchange port metrics is {ex_named.get('metrics')}, its metrics_listen {m and m.group(1)}")
         if ledger_ctr.get("livenessProbe", {}).get("httpGet", {}).get("path") != "/healthz":
             problems.append(f"{overlay}: ledger liveness probe must be GET /healthz")
         # 5. Kafka topics the design needs, on the cluster the manifests define
@@ -336,15 +341,18 @@ def livemetrics(binary, config):
     import re
     import tempfile
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    def free_port():
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+    port, ops_port = free_port(), free_port()
     # The cluster's config names services that do not exist here (the admin
     # port on every interface, Strimzi's brokers): run a copy without them, so
     # the exchange uses its embedded Kafka and ledger, in a scratch directory.
     work = tempfile.mkdtemp(prefix="livemetrics-")
     text_cfg = open(config).read()
     text_cfg = re.sub(r'(?m)^admin_listen\s*=.*$', '', text_cfg)
+    text_cfg = re.sub(r'(?m)^metrics_listen\s*=.*$', f'metrics_listen = "127.0.0.1:{ops_port}"', text_cfg)
     text_cfg = re.sub(r'(?m)^brokers\s*=.*$', '', text_cfg)
     text_cfg = re.sub(r'(?m)^spool_path\s*=.*$', '', text_cfg)
     text_cfg = re.sub(r'(?m)^embedded\s*=.*$', '', text_cfg)
@@ -361,7 +369,7 @@ def livemetrics(binary, config):
         while time.time() < deadline and proc.poll() is None:
             try:
                 ready = opener.open(f"http://127.0.0.1:{port}/readyz", timeout=2).status
-                text = opener.open(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+                text = opener.open(f"http://127.0.0.1:{ops_port}/metrics", timeout=2).read().decode()
                 break
             except OSError:
                 time.sleep(0.2)
