@@ -96,6 +96,14 @@ struct OutcomeLabel {
     outcome: &'static str,
 }
 
+/// The label of `rtb_win_notices_total`: what became of a win notice
+/// (`sent`, `failed`, `dropped`, `refused_*`; see [`crate::notify::NoticeResult`]).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NoticeLabel {
+    /// The result's name.
+    pub result: &'static str,
+}
+
 /// One stage's instruments.
 #[derive(Debug)]
 pub struct StageMetrics {
@@ -151,6 +159,9 @@ pub struct Metrics {
     pub outcome_bad_request: Counter,
     /// Per stage, in [`Stage::ALL`] order.
     pub stages: Vec<StageMetrics>,
+    /// `rtb_win_notices_total{result}`: win notices by what became of them;
+    /// the notifier creates one counter per result when it starts.
+    pub win_notices: Family<NoticeLabel, Counter>,
     /// Per bidder name, created when the bidder first appears. A lock is
     /// fine: it is taken only off the hot path (registry reloads, HDR
     /// rotation, reports); auctions use the `Arc` the bidder holds.
@@ -222,6 +233,12 @@ impl Metrics {
             outcomes.clone(),
         );
         let outcome = |o| outcomes.get_or_create(&OutcomeLabel { outcome: o }).clone();
+        let win_notices = Family::<NoticeLabel, Counter>::default();
+        registry.register(
+            "win_notices",
+            "Win notices (nurl) by result: sent, failed, dropped (queue full) or refused by the endpoint policy",
+            win_notices.clone(),
+        );
         let stage_family = histogram_family::<StageLabel>(buckets_ms);
         registry.register(
             "stage_duration_seconds",
@@ -289,6 +306,7 @@ impl Metrics {
             outcome_no_bid: outcome("no_bid"),
             outcome_bad_request: outcome("bad_request"),
             stages,
+            win_notices,
             bidders: Mutex::new(BTreeMap::new()),
             families,
         };
