@@ -247,8 +247,10 @@ async fn a_huge_notice_body_is_not_read_to_the_end() {
     );
     // What was written is the cap plus what the sockets buffer, far from a terabyte.
     let w = written.load(Ordering::SeqCst);
-    assert!(w < 256 * 1024 * 1024, "{w} bytes written");
-    assert!(MAX_NOTICE_BODY <= 1024 * 1024);
+    assert!(
+        w < 256 * 1024 * 1024,
+        "{w} bytes written (cap {MAX_NOTICE_BODY})"
+    );
 }
 
 /// The exchange itself: with `deny_private_networks`, a winning bidder's

@@ -88,7 +88,8 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Loopback, private, link-local, unspecified, CGNAT or unique-local.
+/// Loopback, private, link-local, unspecified, CGNAT or unique-local (for
+/// IPv6 also NAT64 and 6to4 addresses that embed such an IPv4 address).
 pub fn is_private(ip: IpAddr) -> bool {
     match canonical(ip) {
         IpAddr::V4(v) => {
@@ -101,7 +102,19 @@ pub fn is_private(ip: IpAddr) -> bool {
                 || (v.octets()[0] == 100 && (v.octets()[1] & 0xC0) == 64)
         }
         IpAddr::V6(v) => {
-            v.is_loopback()
+            let seg = v.segments();
+            let o = v.octets();
+            // NAT64 (64:ff9b::/96) and 6to4 (2002::/16) carry an IPv4
+            // address that a gateway may route to: checked as that address.
+            let embedded = if seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                Some(std::net::Ipv4Addr::new(o[12], o[13], o[14], o[15]))
+            } else if seg[0] == 0x2002 {
+                Some(std::net::Ipv4Addr::new(o[2], o[3], o[4], o[5]))
+            } else {
+                None
+            };
+            embedded.is_some_and(|v4| is_private(IpAddr::V4(v4)))
+                || v.is_loopback()
                 || v.is_unspecified()
                 || (v.segments()[0] & 0xFE00) == 0xFC00
                 || (v.segments()[0] & 0xFFC0) == 0xFE80
@@ -304,6 +317,11 @@ mod tests {
             assert!(strict.check(e).await.is_err(), "{e}");
         }
         assert!(strict.check("http://192.0.2.10").await.is_ok());
+        for ip in ["64:ff9b::a00:5", "2002:a9fe:a9fe::1", "::ffff:10.0.0.5"] {
+            assert!(is_private(ip.parse().unwrap()), "{ip}");
+        }
+        assert!(!is_private("64:ff9b::c000:20a".parse().unwrap()));
+        assert!(!is_private("2001:db8::1".parse().unwrap()));
         let listed = EndpointPolicy::new(&RegistryConfig {
             allowed_networks: vec!["192.0.2.0/24".into()],
             allowed_hosts: vec![".dsp.example".into()],
