@@ -133,9 +133,14 @@ pub fn build(input: Input<'_>) -> Built {
         let mut out = bid.clone();
         out.price = win.clearing;
         out.adm = sub(&bid.adm);
-        out.burl = sub(&bid.burl);
-        out.lurl = sub(&bid.lurl);
-        out.nurl = sub(&bid.nurl);
+        // URLs get their values percent-encoded; adm gets them raw.
+        let sub_url = |f: &Option<String>| {
+            f.as_deref()
+                .map(|t| crate::macros::substitute_url(t, &values).into_owned())
+        };
+        out.burl = sub_url(&bid.burl);
+        out.lurl = sub_url(&bid.lurl);
+        out.nurl = sub_url(&bid.nurl);
         if input.strip_nurl {
             notices.extend(out.nurl.take());
         }

@@ -96,10 +96,11 @@ impl Exchange {
         spawn_rotation(&metrics);
         let registry = Registry::open(&config, metrics.clone()).await?;
         registry.spawn_poller(Duration::from_millis(config.registry.poll_interval_ms));
+        let notifier = Notifier::spawn(&config.registry, &metrics.win_notices);
         Ok(Self {
             config: Arc::new(config),
             registry,
-            notifier: Notifier::spawn(),
+            notifier,
             metrics,
             events: None,
             budgets: None,

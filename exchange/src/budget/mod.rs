@@ -279,11 +279,15 @@ impl Budgets {
             "# HELP rtb_budget_lease_available_micros Budget this exchange instance can still award from its lease today, per account."
         );
         let _ = writeln!(out, "# TYPE rtb_budget_lease_available_micros gauge");
-        let mut accounts = self.accounts();
-        accounts.sort_by(|a, b| a.key().cmp(b.key()));
-        for a in accounts {
-            let available = a.lease().available(day);
-            let key = crate::ledger::metrics::escape_label(a.key());
+        // Accounts are budgeted ones (the operator's), but their keys hold
+        // campaign ids: bounded like every bidder-derived label, the rest
+        // summed in `other`.
+        let accounts = self.accounts();
+        let available = crate::ledger::metrics::fold(
+            accounts.iter().map(|a| (a.key(), a.lease().available(day))),
+        );
+        for (account, available) in &available {
+            let key = crate::ledger::metrics::escape_label(account);
             let _ = writeln!(
                 out,
                 "rtb_budget_lease_available_micros{{account=\"{key}\"}} {available}"

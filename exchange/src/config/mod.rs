@@ -17,7 +17,7 @@ mod bidder;
 mod registry;
 
 pub use bidder::{BidderEntry, CircuitConfig, Protocol, DEFAULT_MAX_CONCURRENCY};
-pub use registry::{is_private, Cidr, EndpointPolicy, RegistryConfig};
+pub use registry::{is_private, Cidr, EndpointPolicy, Refusal, RegistryConfig};
 
 /// Exit code for a bad configuration (`EX_USAGE` from sysexits.h).
 pub const EXIT_CONFIG: i32 = 64;

@@ -88,7 +88,8 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Loopback, private, link-local, unspecified, CGNAT or unique-local.
+/// Loopback, private, link-local, unspecified, CGNAT or unique-local (for
+/// IPv6 also NAT64 and 6to4 addresses that embed such an IPv4 address).
 pub fn is_private(ip: IpAddr) -> bool {
     match canonical(ip) {
         IpAddr::V4(v) => {
@@ -101,7 +102,19 @@ pub fn is_private(ip: IpAddr) -> bool {
                 || (v.octets()[0] == 100 && (v.octets()[1] & 0xC0) == 64)
         }
         IpAddr::V6(v) => {
-            v.is_loopback()
+            let seg = v.segments();
+            let o = v.octets();
+            // NAT64 (64:ff9b::/96) and 6to4 (2002::/16) carry an IPv4
+            // address that a gateway may route to: checked as that address.
+            let embedded = if seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                Some(std::net::Ipv4Addr::new(o[12], o[13], o[14], o[15]))
+            } else if seg[0] == 0x2002 {
+                Some(std::net::Ipv4Addr::new(o[2], o[3], o[4], o[5]))
+            } else {
+                None
+            };
+            embedded.is_some_and(|v4| is_private(IpAddr::V4(v4)))
+                || v.is_loopback()
                 || v.is_unspecified()
                 || (v.segments()[0] & 0xFE00) == 0xFC00
                 || (v.segments()[0] & 0xFFC0) == 0xFE80
@@ -115,6 +128,8 @@ pub struct EndpointPolicy {
     networks: Vec<Cidr>,
     hosts: Vec<String>,
     deny_private: bool,
+    /// Refuses everything (a fallback where no valid policy exists).
+    refuse_all: bool,
 }
 
 impl EndpointPolicy {
@@ -136,11 +151,71 @@ impl EndpointPolicy {
                 .map(|h| h.to_ascii_lowercase())
                 .collect(),
             deny_private: c.deny_private_networks,
+            refuse_all: false,
         })
+    }
+
+    /// A policy that refuses every address and name.
+    pub fn refuse_all() -> Self {
+        Self {
+            refuse_all: true,
+            ..Self::default()
+        }
     }
 
     fn open(&self) -> bool {
         self.networks.is_empty() && self.hosts.is_empty()
+    }
+
+    /// True when `deny_private_networks` is set: names must be resolved and
+    /// every address they resolve to checked.
+    pub fn denies_private(&self) -> bool {
+        self.deny_private
+    }
+
+    /// Checks an IP literal: not private (when denied), and inside
+    /// `allowed_networks` when an allow-list is set.
+    pub fn check_ip(&self, ip: IpAddr) -> Result<(), Refusal> {
+        if self.refuse_all {
+            return Err(Refusal::AddressNotListed(ip));
+        }
+        if self.deny_private && is_private(ip) {
+            return Err(Refusal::PrivateAddress(ip));
+        }
+        if !self.open() && !self.networks.iter().any(|n| n.contains(ip)) {
+            return Err(Refusal::AddressNotListed(ip));
+        }
+        Ok(())
+    }
+
+    /// Checks a host name (not an IP literal) against `allowed_hosts`; the
+    /// addresses it resolves to still go through [`Self::check_resolved`].
+    pub fn check_name(&self, name: &str) -> Result<(), Refusal> {
+        let name = name.to_ascii_lowercase();
+        if self.refuse_all {
+            return Err(Refusal::HostNotListed(name));
+        }
+        if !self.open()
+            && !self
+                .hosts
+                .iter()
+                .any(|h| *h == name || (h.starts_with('.') && name.ends_with(h.as_str())))
+        {
+            return Err(Refusal::HostNotListed(name));
+        }
+        Ok(())
+    }
+
+    /// Checks one address `name` resolved to: refused when private networks
+    /// are denied and it is private.
+    pub fn check_resolved(&self, name: &str, ip: IpAddr) -> Result<(), Refusal> {
+        if self.deny_private && is_private(ip) {
+            return Err(Refusal::ResolvesPrivate {
+                name: name.to_ascii_lowercase(),
+                ip,
+            });
+        }
+        Ok(())
     }
 
     /// Checks an endpoint URL (already known to parse and have a host).
@@ -152,40 +227,54 @@ impl EndpointPolicy {
         let host = uri.host().unwrap_or("");
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         if let Ok(ip) = bare.parse::<IpAddr>() {
-            if self.deny_private && is_private(ip) {
-                return Err(format!(
-                    "address {ip} is in a private network, which is not allowed"
-                ));
-            }
-            if !self.open() && !self.networks.iter().any(|n| n.contains(ip)) {
-                return Err(format!("address {ip} is not in registry.allowed_networks"));
-            }
-            return Ok(());
+            return self.check_ip(ip).map_err(|r| r.to_string());
         }
         let name = bare.to_ascii_lowercase();
-        if !self.open()
-            && !self
-                .hosts
-                .iter()
-                .any(|h| *h == name || (h.starts_with('.') && name.ends_with(h.as_str())))
-        {
-            return Err(format!("host {name} is not in registry.allowed_hosts"));
-        }
+        self.check_name(&name).map_err(|r| r.to_string())?;
         if self.deny_private {
             let port = uri.port_u16().unwrap_or(80);
             let addrs = tokio::net::lookup_host((name.as_str(), port))
                 .await
                 .map_err(|e| format!("host {name} does not resolve: {e}"))?;
             for a in addrs {
-                if is_private(a.ip()) {
-                    return Err(format!(
-                        "host {name} resolves to {}, a private address, which is not allowed",
-                        a.ip()
-                    ));
-                }
+                self.check_resolved(&name, a.ip())
+                    .map_err(|r| r.to_string())?;
             }
         }
         Ok(())
+    }
+}
+
+/// Why [`EndpointPolicy`] refuses an address or a name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// An IP literal in a private network, with `deny_private_networks`.
+    #[error("address {0} is in a private network, which is not allowed")]
+    PrivateAddress(IpAddr),
+    /// A name that resolves to a private address, with `deny_private_networks`.
+    #[error("host {name} resolves to {ip}, a private address, which is not allowed")]
+    ResolvesPrivate {
+        /// The name.
+        name: String,
+        /// The private address it resolved to.
+        ip: IpAddr,
+    },
+    /// An IP literal outside `allowed_networks`.
+    #[error("address {0} is not in registry.allowed_networks")]
+    AddressNotListed(IpAddr),
+    /// A name outside `allowed_hosts`.
+    #[error("host {0} is not in registry.allowed_hosts")]
+    HostNotListed(String),
+}
+
+impl Refusal {
+    /// True for the private-network refusals (`deny_private_networks`),
+    /// false for the allow-list ones.
+    pub fn is_private(&self) -> bool {
+        matches!(
+            self,
+            Refusal::PrivateAddress(_) | Refusal::ResolvesPrivate { .. }
+        )
     }
 }
 
@@ -228,6 +317,11 @@ mod tests {
             assert!(strict.check(e).await.is_err(), "{e}");
         }
         assert!(strict.check("http://192.0.2.10").await.is_ok());
+        for ip in ["64:ff9b::a00:5", "2002:a9fe:a9fe::1", "::ffff:10.0.0.5"] {
+            assert!(is_private(ip.parse().unwrap()), "{ip}");
+        }
+        assert!(!is_private("64:ff9b::c000:20a".parse().unwrap()));
+        assert!(!is_private("2001:db8::1".parse().unwrap()));
         let listed = EndpointPolicy::new(&RegistryConfig {
             allowed_networks: vec!["192.0.2.0/24".into()],
             allowed_hosts: vec![".dsp.example".into()],

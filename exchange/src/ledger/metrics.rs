@@ -212,17 +212,25 @@ impl LedgerMetrics {
         }
         let _ = writeln!(
             out,
-            "# HELP rtb_budget_spent_micros_total Micros debited per budget account (account_spend, all days)."
+            "# HELP rtb_budget_spent_micros_total Micros debited per budget account (account_spend, all days); campaigns without a budget, and accounts past 193 bytes or outside [A-Za-z0-9._:/-], are summed in account=\"other\"."
         );
         let _ = writeln!(out, "# TYPE rtb_budget_spent_micros_total counter");
-        for (account, micros) in lock(&self.spend).iter() {
+        let budgets = lock(&self.budgets);
+        // Only budgeted accounts and bidders (seat accounts) get a series of
+        // their own: campaign ids come from bids, so without this a bidder
+        // could create any number of series.
+        let sampled = lock(&self.spend);
+        let spend = fold(sampled.iter().map(|(account, micros)| {
+            let own = budgets.contains_key(account) || !account.contains('/');
+            (if own { account.as_str() } else { OTHER_LABEL }, *micros)
+        }));
+        for (account, micros) in &spend {
             let _ = writeln!(
                 out,
                 "rtb_budget_spent_micros_total{{account=\"{}\"}} {micros}",
                 escape_label(account)
             );
         }
-        let budgets = lock(&self.budgets);
         let gauges = [
             (
                 "remaining",
@@ -236,8 +244,10 @@ impl LedgerMetrics {
         for (i, (name, help)) in gauges.into_iter().enumerate() {
             let _ = writeln!(out, "# HELP rtb_budget_{name}_micros {help}");
             let _ = writeln!(out, "# TYPE rtb_budget_{name}_micros gauge");
-            for (account, (remaining, leased)) in budgets.iter() {
-                let v = if i == 0 { remaining } else { leased };
+            let values = fold(budgets.iter().map(|(account, (remaining, leased))| {
+                (account.as_str(), if i == 0 { *remaining } else { *leased })
+            }));
+            for (account, v) in &values {
                 let _ = writeln!(
                     out,
                     "rtb_budget_{name}_micros{{account=\"{}\"}} {v}",
@@ -275,6 +285,42 @@ impl LedgerMetrics {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Longest label value that gets a series of its own; longer ones are
+/// folded into [`OTHER_LABEL`]. It is the longest account key a budget can
+/// be set on (a bidder name of at most 64 bytes, `/`, a `cid` of at most 128
+/// through the admin API), so a budgeted account in the charset keeps its
+/// series; a 1 MB `cid` from a bid does not get one.
+pub(crate) const MAX_LABEL_BYTES: usize = 64 + 1 + 128;
+/// The label value that values past the bound (and, for spend, campaigns
+/// without a budget) are folded into.
+pub(crate) const OTHER_LABEL: &str = "other";
+
+/// `v` when it is 1 to [`MAX_LABEL_BYTES`] bytes of `[A-Za-z0-9._:/-]`, else
+/// [`OTHER_LABEL`]: label values that come from bidders (campaign ids in
+/// budget accounts) cannot create long series names or break the format.
+pub(crate) fn bounded_label(v: &str) -> &str {
+    let ok = !v.is_empty()
+        && v.len() <= MAX_LABEL_BYTES
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'/' | b'-'));
+    if ok {
+        v
+    } else {
+        OTHER_LABEL
+    }
+}
+
+/// Sums `(label, value)` pairs by their [`bounded_label`], in label order
+/// (saturating: a fold of many accounts cannot overflow).
+pub(crate) fn fold<'a>(pairs: impl IntoIterator<Item = (&'a str, i64)>) -> BTreeMap<&'a str, i64> {
+    let mut out: BTreeMap<&str, i64> = BTreeMap::new();
+    for (label, v) in pairs {
+        let sum = out.entry(bounded_label(label)).or_insert(0);
+        *sum = sum.saturating_add(v);
+    }
+    out
 }
 
 /// A label value in the text format: `\`, `"` and newlines escaped (the
@@ -447,6 +493,98 @@ mod tests {
         assert_eq!(lag.quantile_ms(0.5), 40);
         // 3 significant digits: 7 s is held to within a few ms.
         assert!((7_000..7_010).contains(&lag.max_ms()), "{}", lag.max_ms());
+    }
+
+    /// Every sample line of `text` is `name{account="[A-Za-z0-9._:/-]+"} value`
+    /// or has no labels, and no line is long; returns the account samples.
+    fn account_samples(text: &str, name: &str) -> BTreeMap<String, i64> {
+        let mut out = BTreeMap::new();
+        for line in text.lines() {
+            assert!(line.len() <= 400, "a {}-byte line", line.len());
+            if line.starts_with('#') || !line.starts_with(name) {
+                continue;
+            }
+            let rest = &line[name.len()..];
+            let (labels, value) = rest.rsplit_once(' ').expect(line);
+            let account = labels
+                .strip_prefix("{account=\"")
+                .and_then(|l| l.strip_suffix("\"}"))
+                .unwrap_or_else(|| panic!("bad labels in {line:?}"));
+            assert_eq!(bounded_label(account), account, "{line:?}");
+            let prev = out.insert(account.to_owned(), value.parse::<i64>().expect(line));
+            assert!(prev.is_none(), "{account} twice in:\n{text}");
+        }
+        out
+    }
+
+    #[test]
+    fn bidder_controlled_accounts_are_bounded_and_folded() {
+        let m = LedgerMetrics::new(Arc::new(LedgerStats::default()));
+        let huge = format!("alpha/{}", "x".repeat(1 << 20));
+        let quotes = "alpha/a\"b\nc\\d} 1\nfake_metric 9".to_owned();
+        {
+            let mut spend = lock(&m.spend);
+            spend.insert("alpha".into(), 1);
+            spend.insert("alpha/c1".into(), 10);
+            spend.insert("alpha/c2".into(), 100);
+            spend.insert(huge.clone(), 1_000);
+            spend.insert(quotes.clone(), 10_000);
+            spend.insert("other".into(), 100_000);
+            spend.insert("beta/bad key".into(), 1_000_000);
+        }
+        {
+            let mut b = lock(&m.budgets);
+            b.insert("alpha".into(), (5, 6));
+            b.insert("alpha/c1".into(), (50, 60));
+            // Budgeted, but past the bound: folded too.
+            b.insert(huge.clone(), (500, 600));
+            b.insert("beta/bad key".into(), (5_000, 6_000));
+        }
+        let text = m.encode();
+        assert!(!text.contains("fake_metric"), "{text}");
+        assert!(!text.contains("xxxxxxxx"), "{text}");
+        let spent = account_samples(&text, "rtb_budget_spent_micros_total");
+        // Seats and budgeted campaigns keep their series; campaigns without
+        // a budget, and anything out of bounds, sum into `other` (with a
+        // seat named `other`, if there is one).
+        assert_eq!(
+            spent,
+            BTreeMap::from([
+                ("alpha".to_owned(), 1),
+                ("alpha/c1".to_owned(), 10),
+                (
+                    "other".to_owned(),
+                    100 + 1_000 + 10_000 + 100_000 + 1_000_000
+                ),
+            ]),
+            "{text}"
+        );
+        let remaining = account_samples(&text, "rtb_budget_remaining_micros");
+        assert_eq!(
+            remaining,
+            BTreeMap::from([
+                ("alpha".to_owned(), 5),
+                ("alpha/c1".to_owned(), 50),
+                ("other".to_owned(), 5_500),
+            ])
+        );
+        let leased = account_samples(&text, "rtb_budget_leased_micros");
+        assert_eq!(leased.get("other"), Some(&6_600));
+    }
+
+    #[test]
+    fn label_bounds() {
+        assert_eq!(bounded_label("alpha/cmp-1.a_b:c"), "alpha/cmp-1.a_b:c");
+        assert_eq!(
+            bounded_label(&"a".repeat(MAX_LABEL_BYTES)),
+            "a".repeat(MAX_LABEL_BYTES)
+        );
+        assert_eq!(bounded_label(&"a".repeat(MAX_LABEL_BYTES + 1)), "other");
+        for bad in ["", "a b", "a\"b", "a\nb", "a\\b", "é", "a{b}", "a=b"] {
+            assert_eq!(bounded_label(bad), "other", "{bad:?}");
+        }
+        let folded = fold([("a", i64::MAX), ("b c", 1), ("d e", i64::MAX)]);
+        assert_eq!(folded.get("other"), Some(&i64::MAX));
     }
 
     #[test]

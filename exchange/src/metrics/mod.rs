@@ -101,6 +101,14 @@ struct ReasonLabel {
     reason: &'static str,
 }
 
+/// The label of `rtb_win_notices_total`: what became of a win notice
+/// (`sent`, `failed`, `dropped`, `refused_*`; see [`crate::notify::NoticeResult`]).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NoticeLabel {
+    /// The result's name.
+    pub result: &'static str,
+}
+
 /// One stage's instruments.
 #[derive(Debug)]
 pub struct StageMetrics {
@@ -163,6 +171,9 @@ pub struct Metrics {
     connections_closed: Family<ReasonLabel, Counter>,
     /// Per stage, in [`Stage::ALL`] order.
     pub stages: Vec<StageMetrics>,
+    /// `rtb_win_notices_total{result}`: win notices by what became of them;
+    /// the notifier creates one counter per result when it starts.
+    pub win_notices: Family<NoticeLabel, Counter>,
     /// Per bidder name, created when the bidder first appears. A lock is
     /// fine: it is taken only off the hot path (registry reloads, HDR
     /// rotation, reports); auctions use the `Arc` the bidder holds.
@@ -252,6 +263,12 @@ impl Metrics {
             "Connections the exchange closed, by reason",
             connections_closed.clone(),
         );
+        let win_notices = Family::<NoticeLabel, Counter>::default();
+        registry.register(
+            "win_notices",
+            "Win notices (nurl) by result: sent, failed, dropped (queue full) or refused by the endpoint policy",
+            win_notices.clone(),
+        );
         let stage_family = histogram_family::<StageLabel>(buckets_ms);
         registry.register(
             "stage_duration_seconds",
@@ -322,6 +339,7 @@ impl Metrics {
             connections_refused,
             connections_closed,
             stages,
+            win_notices,
             bidders: Mutex::new(BTreeMap::new()),
             families,
         };

@@ -22,6 +22,13 @@ const PROBE_INTERVAL: Duration = Duration::from_millis(5);
 /// (a page fault, a preempted core) does not trip the detector, a sustained
 /// backlog does within a handful of probes.
 const EWMA_SHIFT: u32 = 2;
+/// The recent-peak lateness loses 1/64 of itself per probe (a half-life of
+/// about 44 probes, a fifth of a second): timers are assumed to run as late
+/// as they did in the last few hundred milliseconds.
+const PEAK_DECAY_SHIFT: u32 = 6;
+/// Timer slack never exceeds this: past it the CPU is so starved that
+/// shedding, not earlier timers, must save the deadline.
+const MAX_SLACK: Duration = Duration::from_millis(50);
 
 /// Shared state of the probe.
 #[derive(Debug)]
@@ -29,6 +36,9 @@ pub struct Overload {
     threshold: Duration,
     /// Smoothed lateness of the probe, in microseconds.
     lag_us: AtomicU64,
+    /// Recent peak lateness, decaying (microseconds): how late a timer set
+    /// now may fire.
+    peak_us: AtomicU64,
     /// Set while the smoothed lateness is above the threshold.
     shedding: AtomicBool,
 }
@@ -40,6 +50,7 @@ impl Overload {
         let this = Arc::new(Self {
             threshold,
             lag_us: AtomicU64::new(0),
+            peak_us: AtomicU64::new(0),
             shedding: AtomicBool::new(false),
         });
         if !threshold.is_zero() {
@@ -58,9 +69,19 @@ impl Overload {
         Duration::from_micros(self.lag_us.load(Ordering::Relaxed))
     }
 
+    /// How much earlier than the deadline a timer must be set to fire by
+    /// it: the recent peak lateness (at most [`MAX_SLACK`]). Zero while the
+    /// detector is off.
+    pub fn timer_slack(&self) -> Duration {
+        Duration::from_micros(self.peak_us.load(Ordering::Relaxed)).min(MAX_SLACK)
+    }
+
     /// Folds one lateness sample into the average and updates the flag.
     fn observe(&self, late: Duration) {
         let sample = late.as_micros() as u64;
+        let peak = self.peak_us.load(Ordering::Relaxed);
+        let peak = (peak - (peak >> PEAK_DECAY_SHIFT)).max(sample);
+        self.peak_us.store(peak, Ordering::Relaxed);
         let old = self.lag_us.load(Ordering::Relaxed);
         // new = old + (sample - old) / 4, in integers.
         let new = old - (old >> EWMA_SHIFT) + (sample >> EWMA_SHIFT);
@@ -101,6 +122,7 @@ mod tests {
         let o = Overload {
             threshold: Duration::from_millis(20),
             lag_us: AtomicU64::new(0),
+            peak_us: AtomicU64::new(0),
             shedding: AtomicBool::new(false),
         };
         o.observe(Duration::from_millis(60));
@@ -109,10 +131,25 @@ mod tests {
             o.observe(Duration::from_millis(60));
         }
         assert!(o.shedding(), "sustained: {:?}", o.lag());
+        // Timers are expected to run as late as the recent peak.
+        assert_eq!(o.timer_slack(), Duration::from_millis(50));
         for _ in 0..20 {
             o.observe(Duration::ZERO);
         }
         assert!(!o.shedding(), "recovered: {:?}", o.lag());
+        let slack = o.timer_slack();
+        assert!(
+            slack > Duration::from_millis(10) && slack < Duration::from_millis(50),
+            "{slack:?}"
+        );
+        for _ in 0..400 {
+            o.observe(Duration::ZERO);
+        }
+        assert!(
+            o.timer_slack() < Duration::from_millis(1),
+            "{:?}",
+            o.timer_slack()
+        );
     }
 
     /// A runtime whose only worker is blocked makes the probe late: the

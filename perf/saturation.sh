@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Past saturation, excess load must be shed, not slowed: a closed-loop h2load
+# run against an `exchange serve` process and 8 `bidder serve` processes (one
+# hanging, one trickling its answers), everything on this machine, then the
+# exchange's own clock (end_to_end and fanout_wait from /v1/stats/latency)
+# against the requests' tmax.
+#
+#   bash perf/saturation.sh [OUT_DIR]    # default perf/out/saturation-<timestamp>
+#
+# Env: CONNS (8), STREAMS (16), REQUESTS (40000), TMAX (100), BIN (target/release).
+# Needs h2load (Debian nghttp2-client) and jq. Prints one summary line per run
+# and writes h2load's output and the latency report under OUT_DIR.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-perf/out/saturation-$(date -u +%Y%m%d-%H%M%S)}
+mkdir -p "$out"
+bin=${BIN:-target/release}
+conns=${CONNS:-8}
+streams=${STREAMS:-16}
+requests=${REQUESTS:-40000}
+tmax=${TMAX:-100}
+[ -x "$bin/exchange" ] || cargo build --release -q -p rtb-exchange -p rtb-bidder --bins
+command -v h2load >/dev/null || { echo "h2load missing: apt-get install nghttp2-client" >&2; exit 1; }
+
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+for i in 1 2 3 4 5 6 7 8; do
+  fault=""
+  [ "$i" = 7 ] && fault="--fault hang"
+  [ "$i" = 8 ] && fault="--fault trickle"
+  # shellcheck disable=SC2086
+  "$bin/bidder" serve --listen 127.0.0.1:0 --seat "b$i" --price "$i" $fault > "$out/bidder-$i.out" 2>&1 & pids+=($!)
+done
+for i in 1 2 3 4 5 6 7 8; do
+  for _ in $(seq 50); do grep -q 'listening on' "$out/bidder-$i.out" && break; sleep 0.1; done
+done
+cfg="$out/exchange.toml"
+{
+  echo 'metrics_listen = "127.0.0.1:18090"'
+  echo '[kafka]'
+  echo 'enabled = false'
+  for i in 1 2 3 4 5 6 7 8; do
+    url=$(sed -n 's/.*listening on //p' "$out/bidder-$i.out")
+    printf '[[bidders]]\nname = "b%s"\nendpoints = ["%s"]\n' "$i" "$url"
+  done
+} > "$cfg"
+"$bin/exchange" serve --config "$cfg" --listen 127.0.0.1:18080 > "$out/exchange.log" 2>&1 & pids+=($!)
+for _ in $(seq 50); do curl -sf http://127.0.0.1:18090/readyz >/dev/null && break; sleep 0.1; done
+body="$out/request.json"
+printf '{"id":"sat","tmax":%s,"imp":[{"id":"1","banner":{"w":300,"h":250}}],"site":{"id":"s"}}' "$tmax" > "$body"
+h2load -c "$conns" -m "$streams" -n "$requests" -d "$body" -H 'content-type: application/json' \
+  http://127.0.0.1:18080/openrtb2/auction > "$out/h2load.txt" 2>&1 || true
+curl -s http://127.0.0.1:18090/v1/stats/latency > "$out/latency.json"
+curl -s http://127.0.0.1:18090/metrics > "$out/metrics.txt"
+rps=$(sed -n 's/.*finished in .*, \([0-9.]*\) req\/s.*/\1/p' "$out/h2load.txt")
+codes=$(grep -E '^status codes' "$out/h2load.txt" | sed 's/status codes: //')
+reqmax=$(awk '$1=="time" && $2=="for" && $3=="request:" {print $5}' "$out/h2load.txt")
+stage() { jq -r --arg s "$1" --arg f "$2" '.stages[$s].last_5m[$f] // .stages[$s].last_1m[$f] // "?"' "$out/latency.json"; }
+printf 'h2load -c %s -m %s, tmax %s ms: %s req/s; %s; publisher max %s; end_to_end p99.9 %s ms max %s ms; fanout_wait max %s ms\n' \
+  "$conns" "$streams" "$tmax" "$rps" "$codes" "$reqmax" \
+  "$(stage end_to_end p999_ms)" "$(stage end_to_end max_ms)" "$(stage fanout_wait max_ms)" | tee "$out/summary.txt"
