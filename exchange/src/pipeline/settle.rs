@@ -88,12 +88,14 @@ fn imp_rule(imp: &Imp) -> ImpRule<'_> {
 }
 
 /// Floors (the imps' and their deals') must be in the auction currency: the
-/// exchange has no conversion rates. A fixed-price deal (`at=3`) needs a
-/// floor: it is the price.
+/// exchange has no conversion rates. A floor without a currency is in USD,
+/// except a deal's, which is in its imp's `bidfloorcur` when the imp has one
+/// (as the IAB's own examples write deals: a GBP imp with deals that name no
+/// currency). A fixed-price deal (`at=3`) needs a floor: it is the price.
 pub(crate) fn check_floors(request: &BidRequest, currency: &str) -> Result<(), String> {
     /// The floor's currency when it is set and not the auction's.
-    fn other<'c>(cur: &'c Option<String>, floor: Micros, currency: &str) -> Option<&'c str> {
-        let cur = cur.as_deref().unwrap_or(DEFAULT_CURRENCY);
+    fn other<'c>(cur: Option<&'c str>, floor: Micros, currency: &str) -> Option<&'c str> {
+        let cur = cur.unwrap_or(DEFAULT_CURRENCY);
         (floor.0 > 0 && !cur.eq_ignore_ascii_case(currency)).then_some(cur)
     }
     let differs = |field: String, cur: &str| {
@@ -103,12 +105,16 @@ pub(crate) fn check_floors(request: &BidRequest, currency: &str) -> Result<(), S
         )
     };
     for (i, imp) in request.imp.iter().enumerate() {
-        if let Some(cur) = other(&imp.bidfloorcur, imp.bidfloor, currency) {
+        if let Some(cur) = other(imp.bidfloorcur.as_deref(), imp.bidfloor, currency) {
             return Err(differs(format!("imp[{i}].bidfloorcur"), cur));
         }
         let deals = imp.pmp.iter().flat_map(|p| p.deals.iter());
         for (j, deal) in deals.enumerate() {
-            if let Some(cur) = other(&deal.bidfloorcur, deal.bidfloor, currency) {
+            if let Some(cur) = other(
+                deal.bidfloorcur.as_deref().or(imp.bidfloorcur.as_deref()),
+                deal.bidfloor,
+                currency,
+            ) {
                 return Err(differs(format!("imp[{i}].pmp.deals[{j}].bidfloorcur"), cur));
             }
             if deal.at == Some(3) && deal.bidfloor.0 <= 0 {
@@ -406,5 +412,13 @@ mod tests {
         assert!(err.starts_with("imp[1].pmp.deals[1].bidfloor:"), "{err}");
         let ok = req(serde_json::json!({"id": "d", "at": 3, "bidfloor": 2.0}));
         assert!(check_floors(&ok, "USD").is_ok());
+        // A deal floor without a currency is in its imp's.
+        let gbp: BidRequest = serde_json::from_value(serde_json::json!({
+            "id": "r", "cur": ["GBP"], "imp": [{"id": "1", "banner": {}, "bidfloor": 5.0,
+                "bidfloorcur": "GBP", "pmp": {"deals": [{"id": "d", "bidfloor": 4.5}]}}]
+        }))
+        .unwrap();
+        assert!(check_floors(&gbp, "GBP").is_ok());
+        assert!(check_floors(&gbp, "USD").is_err());
     }
 }
