@@ -18,6 +18,9 @@ use crate::macros::{substitute, MacroValues};
 /// Seat-non-bid status for a bidder that did not answer before the deadline
 /// (Prebid's seat-non-bid code for "timed out").
 pub const NONBID_TIMEOUT: u16 = 101;
+/// Seat-non-bid status for a bidder whose answer is not a valid BidResponse
+/// (OpenRTB loss reason 3, "invalid bid response"; the `reason` says why).
+pub const NONBID_INVALID: u16 = 3;
 /// Seat-non-bid status for an unreachable bidder or a broken connection
 /// (OpenRTB loss reason 1, "internal error").
 pub const NONBID_ERROR: u16 = 1;
@@ -107,6 +110,8 @@ pub fn build(input: Input<'_>) -> Built {
     } = input;
     let mut notices = Vec::new();
     let mut seatbids: Vec<SeatBid> = Vec::new();
+    // Bidder index → its seatbid's index in `seatbids`: one lookup per win.
+    let mut seatbid_of: Vec<Option<usize>> = vec![None; input.bidder_names.len()];
     for win in result.wins.iter().flatten() {
         let (d, s, b) = sources[win.offer];
         let BidderStatus::Bids(resp) = &decoded[d].status else {
@@ -144,16 +149,16 @@ pub fn build(input: Input<'_>) -> Built {
         if input.strip_nurl {
             notices.extend(out.nurl.take());
         }
-        match seatbids
-            .iter_mut()
-            .find(|sb| sb.seat.as_deref() == Some(seat))
-        {
-            Some(sb) => sb.bid.push(out),
-            None => seatbids.push(SeatBid {
-                bid: vec![out],
-                seat: Some(seat.to_owned()),
-                ..SeatBid::default()
-            }),
+        match seatbid_of[decoded[d].bidder] {
+            Some(at) => seatbids[at].bid.push(out),
+            None => {
+                seatbid_of[decoded[d].bidder] = Some(seatbids.len());
+                seatbids.push(SeatBid {
+                    bid: vec![out],
+                    seat: Some(seat.to_owned()),
+                    ..SeatBid::default()
+                });
+            }
         }
     }
     if seatbids.is_empty() {
@@ -183,13 +188,16 @@ pub fn build(input: Input<'_>) -> Built {
 /// `ext.responsetimemillis`, `ext.seatnonbid` and `ext.tmaxrequest`.
 fn ext(input: &Input<'_>) -> Ext {
     let mut times = Map::new();
-    // Seat name → its non-bids, in bidder order.
-    let mut nonbids: Vec<(usize, Vec<Value>)> = Vec::new();
-    let mut push =
-        |bidder: usize, entry: Value| match nonbids.iter_mut().find(|(b, _)| *b == bidder) {
-            Some((_, v)) => v.push(entry),
-            None => nonbids.push((bidder, vec![entry])),
-        };
+    // Bidder index → its non-bids; `order` lists the bidders in the order
+    // of their first non-bid, the order of `ext.seatnonbid`.
+    let mut nonbids: Vec<Vec<Value>> = vec![Vec::new(); input.bidder_names.len()];
+    let mut order: Vec<usize> = Vec::new();
+    let mut push = |bidder: usize, entry: Value| {
+        if nonbids[bidder].is_empty() {
+            order.push(bidder);
+        }
+        nonbids[bidder].push(entry);
+    };
     for d in input.decoded {
         let name = input.bidder_names[d.bidder];
         if !matches!(d.status, BidderStatus::Skipped(_)) {
@@ -198,7 +206,7 @@ fn ext(input: &Input<'_>) -> Ext {
         let (code, reason) = match &d.status {
             BidderStatus::Skipped(why) => (why.code(), why.reason()),
             BidderStatus::Timeout => (NONBID_TIMEOUT, "timeout"),
-            BidderStatus::Invalid(why) => (LossReason::InvalidBidResponse.code(), why.as_str()),
+            BidderStatus::Invalid(why) => (NONBID_INVALID, why.as_str()),
             BidderStatus::Error(why) => (NONBID_ERROR, why.as_str()),
             BidderStatus::Bids(_) | BidderStatus::NoBid => continue,
         };
@@ -220,12 +228,13 @@ fn ext(input: &Input<'_>) -> Ext {
         let bid = &resp.seatbid[s].bid[b];
         push(
             input.decoded[d].bidder,
-            json!({"impid": bid.impid, "statuscode": reason.code(), "price": bid.price}),
+            json!({"impid": bid.impid, "statuscode": reason.code(), "price": bid.price,
+                   "reason": reason.text()}),
         );
     }
-    let seatnonbid: Vec<Value> = nonbids
+    let seatnonbid: Vec<Value> = order
         .into_iter()
-        .map(|(b, nonbid)| json!({"seat": input.bidder_names[b], "nonbid": nonbid}))
+        .map(|b| json!({"seat": input.bidder_names[b], "nonbid": std::mem::take(&mut nonbids[b])}))
         .collect();
     let mut ext = Map::new();
     ext.insert("responsetimemillis".into(), Value::Object(times));

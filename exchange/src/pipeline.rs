@@ -14,7 +14,7 @@ use rtb_proto::{
 };
 use tokio::time::Instant;
 
-use crate::auction::{self, AuctionType, DealRule, ImpRule, Offer, Rules};
+use crate::auction;
 use crate::budget::{day_of, Budgets, Clock, SystemClock};
 use crate::config::Config;
 use crate::fanout::{fan_out, Answer, Bidder, CallResult, Skip};
@@ -22,6 +22,8 @@ use crate::metrics::{Metrics, Stage, ROTATE_EVERY};
 use crate::notify::Notifier;
 use crate::outcome::{self, BidderStatus, Decoded};
 use crate::registry::{BidderSet, Registry, RegistryError};
+
+mod settle;
 
 /// Currency assumed when a request or an answer names none (OpenRTB default).
 pub const DEFAULT_CURRENCY: &str = "USD";
@@ -174,23 +176,33 @@ impl Exchange {
     /// Runs one auction for a request body that arrived at `arrival`.
     pub async fn auction(&self, body: &[u8], arrival: Instant) -> Reply {
         let started = Instant::now();
-        let mut request = match decode_request(body) {
+        let a = &self.config.auction;
+        let decoded = settle::off_worker(body.len() >= settle::HEAVY_BYTES, || {
+            let request = decode_request(body).map_err(|e| e.to_string())?;
+            // Before validation, which is linear in imps too.
+            if request.imp.len() > a.max_imps_per_request {
+                return Err(format!(
+                    "imp: {} imps, more than auction.max_imps_per_request ({})",
+                    request.imp.len(),
+                    a.max_imps_per_request
+                ));
+            }
+            validate_request(&request).map_err(|v| v.to_string())?;
+            Ok(request)
+        });
+        let mut request = match decoded {
             Ok(r) => r,
-            Err(e) => return Reply::BadRequest(e.to_string()),
+            Err(msg) => return Reply::BadRequest(msg),
         };
-        if let Err(v) = validate_request(&request) {
-            return Reply::BadRequest(v.to_string());
-        }
         self.metrics.stage(Stage::Decode, started.elapsed());
         let currency = request
             .cur
             .first()
             .map_or(DEFAULT_CURRENCY, String::as_str)
             .to_owned();
-        if let Err(msg) = check_floor_currency(&request, &currency) {
+        if let Err(msg) = settle::check_floors(&request, &currency) {
             return Reply::BadRequest(msg);
         }
-        let a = &self.config.auction;
         let budget = a.budget(request.tmax);
         // The fan-out ends early enough to run the auction and answer in time.
         let deadline = arrival + budget.saturating_sub(a.response_margin());
@@ -236,7 +248,9 @@ impl Exchange {
         let original_tmax = request.tmax;
         request.tmax = Some(tmax_for_bidders);
         let mut out = Vec::with_capacity(body.len() + 16);
-        encode_request(&request, &mut out);
+        settle::off_worker(body.len() >= settle::HEAVY_BYTES, || {
+            encode_request(&request, &mut out)
+        });
         request.tmax = original_tmax;
         let request_encode = encode_started.elapsed();
         let fanout_started = Instant::now();
@@ -252,7 +266,19 @@ impl Exchange {
         let fanout_wait = fanout_started.elapsed();
         self.metrics.stage(Stage::FanoutWait, fanout_wait);
         let settle_started = Instant::now();
-        let (reply, response_encode) = self.settle(&request, &currency, budget, answers, &who);
+        let answer_bytes: usize = answers
+            .iter()
+            .map(|a| match &a.result {
+                CallResult::Body(b) => b.len(),
+                _ => 0,
+            })
+            .sum();
+        let heavy = body.len().saturating_add(answer_bytes) >= settle::HEAVY_BYTES;
+        // Wins are awarded only before the request's own deadline: tmax
+        // from arrival, not the fan-out's (which leaves the response margin).
+        let (reply, response_encode) = settle::off_worker(heavy, || {
+            self.settle(&request, &currency, budget, arrival + budget, answers, &who)
+        });
         self.metrics.stage(
             Stage::Auction,
             settle_started.elapsed().saturating_sub(response_encode),
@@ -266,13 +292,15 @@ impl Exchange {
         reply
     }
 
-    /// Decodes the answers, runs the auction and builds the reply; also
-    /// returns the time spent encoding the response.
+    /// Decodes the answers, runs the auction, awards its wins (only before
+    /// `deadline`, see [`settle::award`]) and builds the reply; also returns
+    /// the time spent encoding the response.
     fn settle(
         &self,
         request: &BidRequest,
         currency: &str,
         budget: Duration,
+        deadline: Instant,
         answers: Vec<Answer>,
         who: &Participants,
     ) -> (Reply, Duration) {
@@ -296,52 +324,31 @@ impl Exchange {
                     status: BidderStatus::Skipped(*skip),
                 }),
         );
-        let imps: Vec<ImpRule<'_>> = request.imp.iter().map(imp_rule).collect();
-        let rules = Rules {
-            auction_type: AuctionType::from_at(request.at.and_then(|at| u8::try_from(at).ok())),
-            imps,
-            bcat: &request.bcat,
-            badv: &request.badv,
-            bapp: &request.bapp,
-        };
+        let config = &self.config.auction;
+        let rules = settle::rules(request, config);
+        let names: Vec<&str> = (0..n + who.skipped.len())
+            .map(|i| who.bidder(i).name.as_str())
+            .collect();
+        let (mut offers, sources) = settle::offers(request, currency, &names, &decoded, config);
         // One reading of the clock: the leases' day and the event's time
         // agree, so the ledger debits the lease the win was awarded from.
         let now_ms = self.clock.now_ms();
         let day = day_of(now_ms);
-        let budgets = self.budgets.as_deref();
-        let mut offers = Vec::new();
-        let mut sources = Vec::new();
-        for (d, answer) in decoded.iter().enumerate() {
-            let BidderStatus::Bids(resp) = &answer.status else {
-                continue;
-            };
-            let seat = who.bidder(answer.bidder).name.as_str();
-            let currency_ok = resp.cur.as_deref().unwrap_or(DEFAULT_CURRENCY) == currency;
-            for (s, seatbid) in resp.seatbid.iter().enumerate() {
-                for (b, bid) in seatbid.bid.iter().enumerate() {
-                    offers.push(Offer {
-                        seat,
-                        arrival: answer.arrival,
-                        imp: request.imp.iter().position(|i| i.id == bid.impid),
-                        price: bid.price,
-                        currency_ok,
-                        adomain: &bid.adomain,
-                        cat: &bid.cat,
-                        bundle: bid.bundle.as_deref(),
-                        dealid: bid.dealid.as_deref(),
-                        affordable: true,
-                    });
-                    sources.push((d, s, b));
-                }
-            }
-        }
         let mut result = auction::run(&rules, &offers);
-        if let Some(b) = budgets {
-            pay_wins(b, &rules, &mut offers, &mut result, &sources, &decoded, day);
-        }
-        let names: Vec<&str> = (0..n + who.skipped.len())
-            .map(|i| who.bidder(i).name.as_str())
-            .collect();
+        let budgets = self.budgets.as_deref();
+        settle::award(
+            &rules,
+            &mut offers,
+            &mut result,
+            deadline,
+            Instant::now,
+            |i, offer, clearing| {
+                budgets.is_none_or(|b| {
+                    let cid = offer_cid(&sources, &decoded, i);
+                    b.reserve(offer.seat, cid, clearing.0, day)
+                })
+            },
+        );
         let input = outcome::Input {
             request,
             currency,
@@ -350,7 +357,7 @@ impl Exchange {
             decoded: &decoded,
             sources: &sources,
             result: &result,
-            strip_nurl: self.config.auction.fire_nurl,
+            strip_nurl: config.fire_nurl,
         };
         // One event per auction that reached the bidders, winners or not;
         // `emit` never waits (see `events`).
@@ -393,40 +400,6 @@ fn offer_cid<'a>(
     }
 }
 
-/// Takes each win's clearing price out of the budget leases it is charged
-/// to. A winner they cannot pay loses (loss reason 1000) and the auction
-/// runs again without it, so the next bid wins, priced against what is left.
-/// Imps are priced independently, so a rerun leaves the wins already paid
-/// for as they were. At most one rerun per offer.
-fn pay_wins(
-    budgets: &Budgets,
-    rules: &Rules<'_>,
-    offers: &mut [Offer<'_>],
-    result: &mut auction::Outcome,
-    sources: &[(usize, usize, usize)],
-    decoded: &[Decoded],
-    day: i64,
-) {
-    let mut paid = vec![false; offers.len()];
-    loop {
-        let unpaid = result.wins.iter().flatten().find_map(|w| {
-            if paid[w.offer] {
-                return None;
-            }
-            let cid = offer_cid(sources, decoded, w.offer);
-            if budgets.reserve(offers[w.offer].seat, cid, w.clearing.0, day) {
-                paid[w.offer] = true;
-                None
-            } else {
-                Some(w.offer)
-            }
-        });
-        let Some(offer) = unpaid else { return };
-        offers[offer].affordable = false;
-        *result = auction::run(rules, offers);
-    }
-}
-
 /// Counts one bidder answer, records its latency, and tells its circuit
 /// breaker how the call went.
 fn record_answer(bidder: &Bidder, d: &Decoded) {
@@ -462,41 +435,6 @@ fn spawn_rotation(metrics: &Arc<Metrics>) {
             m.rotate();
         }
     });
-}
-
-fn imp_rule(imp: &rtb_proto::openrtb::Imp) -> ImpRule<'_> {
-    let pmp = imp.pmp.as_ref();
-    ImpRule {
-        id: &imp.id,
-        floor: imp.bidfloor,
-        private_auction: pmp.and_then(|p| p.private_auction) == Some(1),
-        deals: pmp
-            .map(|p| {
-                p.deals
-                    .iter()
-                    .map(|d| DealRule {
-                        id: &d.id,
-                        floor: d.bidfloor,
-                        wseat: &d.wseat,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
-    }
-}
-
-/// Floors must be in the auction currency: the exchange has no conversion rates.
-fn check_floor_currency(request: &BidRequest, currency: &str) -> Result<(), String> {
-    for (i, imp) in request.imp.iter().enumerate() {
-        let floor_cur = imp.bidfloorcur.as_deref().unwrap_or(DEFAULT_CURRENCY);
-        if imp.bidfloor.0 > 0 && !floor_cur.eq_ignore_ascii_case(currency) {
-            return Err(format!(
-                "imp[{i}].bidfloorcur: floor currency {floor_cur} differs from the auction currency {currency} \
-                 (cur[0]) and the exchange has no conversion rates"
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Turns a raw answer into bids or a reason why there are none.

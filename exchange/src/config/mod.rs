@@ -262,6 +262,13 @@ impl ServerConfig {
     }
 }
 
+/// Default `auction.max_bid_price`: 1,000 CPM (no real bid comes near it;
+/// a million such wins still sum far below `i64::MAX` micros).
+pub const DEFAULT_MAX_BID_PRICE: rtb_proto::Micros = rtb_proto::Micros(1_000 * 1_000_000);
+
+/// Largest `auction.max_bid_price` accepted: 1e9 currency units.
+pub const MAX_BID_PRICE_LIMIT: rtb_proto::Micros = rtb_proto::Micros(1_000_000_000 * 1_000_000);
+
 /// Deadline and auction settings.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -281,6 +288,21 @@ pub struct AuctionConfig {
     /// Fire the winner's `nurl` from the exchange after answering (and leave it
     /// out of the publisher's response, so it is not fired twice).
     pub fire_nurl: bool,
+    /// Highest valid bid price, in currency units (CPM) in the file, micros
+    /// here. A bid above it is invalid (loss reason 3). Why: a bid of 9e12
+    /// is a bug or an attack, and prices that large overflow sums of micros.
+    pub max_bid_price: rtb_proto::Micros,
+    /// Most imps one request may hold; more is a 400 naming `imp`. Why: the
+    /// auction's work, the bidders' and the answer's size grow with imps.
+    pub max_imps_per_request: usize,
+    /// Most bids one bidder may make on one imp; its bids past that (in the
+    /// order of its answer) are invalid. Why: every bid costs the auction
+    /// and the seat-non-bid, and a few are enough for a seat's deals.
+    pub max_bids_per_seat_per_imp: usize,
+    /// Most bids one bidder answer may hold; bids past that (in the order of
+    /// the answer) are invalid. Why: bounds the auction's work per bidder
+    /// whatever the answer's size.
+    pub max_bids_per_response: usize,
 }
 
 impl Default for AuctionConfig {
@@ -292,6 +314,10 @@ impl Default for AuctionConfig {
             bidder_network_margin_ms: 5,
             max_bidder_response_bytes: 1024 * 1024,
             fire_nurl: true,
+            max_bid_price: DEFAULT_MAX_BID_PRICE,
+            max_imps_per_request: 100,
+            max_bids_per_seat_per_imp: 5,
+            max_bids_per_response: 200,
         }
     }
 }
@@ -413,6 +439,26 @@ impl Config {
         if a.max_bidder_response_bytes == 0 {
             return Err(invalid("auction.max_bidder_response_bytes", "must be > 0"));
         }
+        // Up to 1e9 CPM: well inside i64 micros (9.2e12 units), so a sum of
+        // many such prices is still checked arithmetic, not an overflow.
+        if a.max_bid_price.0 <= 0 || a.max_bid_price.0 > MAX_BID_PRICE_LIMIT.0 {
+            return Err(invalid(
+                "auction.max_bid_price",
+                format!("must be > 0 and at most {MAX_BID_PRICE_LIMIT} (currency units)"),
+            ));
+        }
+        for (key, v) in [
+            ("auction.max_imps_per_request", a.max_imps_per_request),
+            (
+                "auction.max_bids_per_seat_per_imp",
+                a.max_bids_per_seat_per_imp,
+            ),
+            ("auction.max_bids_per_response", a.max_bids_per_response),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be > 0"));
+            }
+        }
         if self.server.max_in_flight == 0 {
             return Err(invalid("server.max_in_flight", "must be > 0"));
         }
@@ -493,6 +539,17 @@ protocol = "h2c"
         assert_eq!(c.auction.budget(None), Duration::from_millis(120));
         assert_eq!(c.auction.budget(Some(900)), Duration::from_millis(500));
         assert_eq!(c.auction.budget(Some(80)), Duration::from_millis(80));
+        assert_eq!(c.auction.max_bid_price, rtb_proto::Micros(1_000_000_000));
+        assert_eq!(c.auction.max_imps_per_request, 100);
+        assert_eq!(c.auction.max_bids_per_seat_per_imp, 5);
+        assert_eq!(c.auction.max_bids_per_response, 200);
+        // Currency units in the file, integer or decimal.
+        let text = SAMPLE.replace(
+            "max_tmax_ms = 500",
+            "max_tmax_ms = 500\nmax_bid_price = 2.5",
+        );
+        let c = Config::from_toml_str(&text).unwrap();
+        assert_eq!(c.auction.max_bid_price, rtb_proto::Micros(2_500_000));
     }
 
     #[test]
@@ -526,6 +583,38 @@ protocol = "h2c"
             (
                 format!("{SAMPLE}\n[[bidders]]\nname = \"alpha\"\nendpoints = [\"http://a\"]\n"),
                 "bidders[1].name",
+            ),
+            (
+                SAMPLE.replace("max_tmax_ms = 500", "max_tmax_ms = 500\nmax_bid_price = 0"),
+                "auction.max_bid_price",
+            ),
+            (
+                SAMPLE.replace(
+                    "max_tmax_ms = 500",
+                    "max_tmax_ms = 500\nmax_bid_price = 2e9",
+                ),
+                "auction.max_bid_price",
+            ),
+            (
+                SAMPLE.replace(
+                    "max_tmax_ms = 500",
+                    "max_tmax_ms = 500\nmax_imps_per_request = 0",
+                ),
+                "auction.max_imps_per_request",
+            ),
+            (
+                SAMPLE.replace(
+                    "max_tmax_ms = 500",
+                    "max_tmax_ms = 500\nmax_bids_per_seat_per_imp = 0",
+                ),
+                "auction.max_bids_per_seat_per_imp",
+            ),
+            (
+                SAMPLE.replace(
+                    "max_tmax_ms = 500",
+                    "max_tmax_ms = 500\nmax_bids_per_response = 0",
+                ),
+                "auction.max_bids_per_response",
             ),
         ];
         for (text, key) in cases {

@@ -9,8 +9,7 @@ use rtb_proto::events::{
     AUCTION_RESULT_SCHEMA_VERSION,
 };
 
-use crate::auction::LossReason;
-use crate::outcome::{BidderStatus, Input, NONBID_ERROR, NONBID_TIMEOUT};
+use crate::outcome::{BidderStatus, Input, NONBID_ERROR, NONBID_INVALID, NONBID_TIMEOUT};
 
 /// Builds the event of one auction; `ts_ms` is the settle time (ms since
 /// epoch), `auction_id` the exchange's id for it, `instance` the exchange
@@ -39,21 +38,22 @@ pub fn auction_result(
             bids: Vec::new(),
         })
         .collect();
-    for (offer, reason) in input.result.reasons.iter().enumerate() {
-        let (d, s, b) = input.sources[offer];
-        let BidderStatus::Bids(resp) = &input.decoded[d].status else {
-            continue;
-        };
-        let bid = &resp.seatbid[s].bid[b];
-        // Bids for unknown imps have nowhere to go; the response's seatnonbid has them.
-        let Some(imp) = imps.iter_mut().find(|i| i.imp_id == bid.impid) else {
-            continue;
-        };
-        imp.bids.push(BidResult {
-            seat: input.bidder_names[input.decoded[d].bidder].to_owned(),
-            price_micros: bid.price,
-            loss_reason: reason.code(),
-        });
+    // The auction grouped the offers by imp; bids for unknown imps are in
+    // no group (the response's seatnonbid has them).
+    for (i, imp) in imps.iter_mut().enumerate() {
+        let group = input.result.offers_of(i);
+        imp.bids.reserve_exact(group.len());
+        for &offer in group {
+            let (d, s, b) = input.sources[offer];
+            let BidderStatus::Bids(resp) = &input.decoded[d].status else {
+                continue;
+            };
+            imp.bids.push(BidResult {
+                seat: input.bidder_names[input.decoded[d].bidder].to_owned(),
+                price_micros: resp.seatbid[s].bid[b].price,
+                loss_reason: input.result.reasons[offer].code(),
+            });
+        }
     }
     for (imp, win) in imps.iter_mut().zip(&input.result.wins) {
         let Some(win) = win else { continue };
@@ -80,10 +80,7 @@ pub fn auction_result(
                 BidderStatus::Bids(_) => (BidderCallStatus::Bids, None),
                 BidderStatus::NoBid => (BidderCallStatus::NoBid, None),
                 BidderStatus::Timeout => (BidderCallStatus::Timeout, Some(NONBID_TIMEOUT)),
-                BidderStatus::Invalid(_) => (
-                    BidderCallStatus::Invalid,
-                    Some(LossReason::InvalidBidResponse.code()),
-                ),
+                BidderStatus::Invalid(_) => (BidderCallStatus::Invalid, Some(NONBID_INVALID)),
                 BidderStatus::Error(_) => (BidderCallStatus::Error, Some(NONBID_ERROR)),
                 BidderStatus::Skipped(skip) => (BidderCallStatus::NotCalled, Some(skip.code())),
             };
