@@ -58,17 +58,15 @@ pub struct Exchange {
 }
 
 /// A process id unique across replicas and restarts: the host name (the
-/// pod's name in Kubernetes) and 32 random bits.
+/// pod's name in Kubernetes) and 128 random bits, so two starts on one host
+/// never share auction ids (the ledger would drop the second's debits as
+/// duplicates).
 pub fn instance_id() -> Arc<str> {
-    use std::hash::{BuildHasher, Hasher};
     let host = std::env::var("HOSTNAME")
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "exchange".to_owned());
-    // RandomState is seeded from the OS's randomness: no extra dependency.
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    format!("{host}-{:08x}", h.finish() as u32).into()
+    format!("{host}-{:032x}", rand::random::<u128>()).into()
 }
 
 /// The bidders of one auction: the called ones first, then the skipped ones;
@@ -209,9 +207,13 @@ impl Exchange {
         for b in &set.active {
             // A bidder that could not pay for a win is not called at all.
             if let (Some(budgets), Some(day)) = (&self.budgets, today) {
-                if budgets.blocked(&b.name, day) {
+                if let Some(why) = budgets.blocked(&b.name, day, &currency) {
+                    let skip = match why {
+                        crate::budget::Refusal::Exhausted => Skip::Budget,
+                        crate::budget::Refusal::Currency => Skip::BudgetCurrency,
+                    };
                     b.metrics().skipped.inc();
-                    who.skipped.push((b.clone(), Skip::Budget));
+                    who.skipped.push((b.clone(), skip));
                     continue;
                 }
             }
@@ -331,7 +333,16 @@ impl Exchange {
         }
         let mut result = auction::run(&rules, &offers);
         if let Some(b) = budgets {
-            pay_wins(b, &rules, &mut offers, &mut result, &sources, &decoded, day);
+            pay_wins(
+                b,
+                &rules,
+                &mut offers,
+                &mut result,
+                &sources,
+                &decoded,
+                day,
+                currency,
+            );
         }
         let names: Vec<&str> = (0..n + who.skipped.len())
             .map(|i| who.bidder(i).name.as_str())
@@ -392,6 +403,7 @@ fn offer_cid<'a>(
 /// runs again without it, so the next bid wins, priced against what is left.
 /// Imps are priced independently, so a rerun leaves the wins already paid
 /// for as they were. At most one rerun per offer.
+#[allow(clippy::too_many_arguments)]
 fn pay_wins(
     budgets: &Budgets,
     rules: &Rules<'_>,
@@ -400,6 +412,7 @@ fn pay_wins(
     sources: &[(usize, usize, usize)],
     decoded: &[Decoded],
     day: i64,
+    currency: &str,
 ) {
     let mut paid = vec![false; offers.len()];
     loop {
@@ -408,7 +421,7 @@ fn pay_wins(
                 return None;
             }
             let cid = offer_cid(sources, decoded, w.offer);
-            if budgets.reserve(offers[w.offer].seat, cid, w.clearing.0, day) {
+            if budgets.reserve(offers[w.offer].seat, cid, w.clearing.0, day, currency) {
                 paid[w.offer] = true;
                 None
             } else {

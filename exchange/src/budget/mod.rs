@@ -6,8 +6,9 @@
 //! answered from memory under a per-account mutex held for a few
 //! instructions, never waiting on the database:
 //!
-//! - [`Budgets::blocked`]: the bidder's own lease is empty, so calling it
-//!   would be wasted (the auction skips it, seat-non-bid 501);
+//! - [`Budgets::blocked`]: the bidder's own lease is empty, or its budget
+//!   is kept in another currency than the auction's, so calling it would be
+//!   wasted (the auction skips it, seat-non-bid 501 with the reason);
 //! - [`Budgets::reserve`]: takes a winner's clearing price out of the
 //!   leases of the bidder and of its campaign; when they cannot pay it the
 //!   bid loses with loss reason 1000 (budget exhausted) and the auction
@@ -20,12 +21,18 @@
 //! (UTC), renews leases so they do not expire, and reloads the budget list.
 //! On shutdown every lease is cut back to what was awarded from it.
 //!
-//! Accounts without a budget are not limited and cost one hash lookup.
+//! Accounts without a budget are not limited and cost one hash lookup. A
+//! budget created through this instance's admin API is known here (with an
+//! empty lease) before it is written, so no auction awards from it
+//! unleased; other instances learn it at their next reload (see
+//! [`Budgets::propagation`]). A changed or removed budget revokes the
+//! lease: it is cut back to what was awarded.
 
 pub mod clock;
 pub mod store;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -35,7 +42,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use store::{BudgetRow, BudgetStatus, Granted, LeaseRequest};
+pub use store::{BudgetRow, BudgetStatus, Granted, LeaseRequest, DEFAULT_BUDGET_CURRENCY};
 
 use crate::config::ConfigError;
 use crate::ledger::{store::utc_day, LedgerError, Store};
@@ -138,6 +145,9 @@ struct Lease {
     need: i64,
     /// The last request got nothing: do not ask again before this (ms).
     dry_until_ms: i64,
+    /// Bumped when the budget changes: a grant asked for before the change
+    /// is not awarded from (it is given back).
+    generation: u64,
 }
 
 impl Lease {
@@ -162,13 +172,39 @@ impl Lease {
         let a = self.available(day);
         a <= 0 || a < self.need
     }
+
+    /// The budget changed or went away: nothing more is awarded from what
+    /// is left; the next refill gives it back (recording what was awarded)
+    /// and asks again under the new limits.
+    fn revoke(&mut self) {
+        self.generation += 1;
+        if self.day.is_some() && self.granted > self.awarded {
+            self.granted = self.awarded;
+            self.release = true;
+        }
+        self.last_grant = 0;
+        self.need = 0;
+        self.dry_until_ms = 0;
+    }
+}
+
+/// Why [`Budgets::blocked`] turns a bidder away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Its lease is empty (or smaller than a price that did not fit).
+    Exhausted,
+    /// Its budget is kept in another currency than the auction's, and there
+    /// are no conversion rates.
+    Currency,
 }
 
 /// A budgeted account and this instance's lease on it.
 #[derive(Debug)]
 pub struct Account {
     row: BudgetRow,
-    lease: Mutex<Lease>,
+    /// Shared with the account's next version when its budget changes, so a
+    /// grant whose answer arrives during a reload lands in the live lease.
+    lease: Arc<Mutex<Lease>>,
 }
 
 impl Account {
@@ -181,6 +217,13 @@ impl Account {
     /// The account key.
     pub fn key(&self) -> &str {
         &self.row.account
+    }
+
+    fn new(row: BudgetRow) -> Arc<Self> {
+        Arc::new(Account {
+            row,
+            lease: Arc::default(),
+        })
     }
 }
 
@@ -207,10 +250,15 @@ pub struct Budgets {
     clock: Arc<dyn Clock>,
     cfg: BudgetConfig,
     seats: ArcSwap<HashMap<String, SeatAccounts>>,
+    /// Budgets this instance's admin API is writing: known (with an empty
+    /// lease) before the database has them, kept by reloads until settled.
+    pending: Mutex<HashMap<String, BudgetRow>>,
+    /// Serializes the writers of `seats` (reload and [`expect`](Self::expect)).
+    writer: Mutex<()>,
     wake: Notify,
     /// Winning bids this instance could not pay from its leases (loss
     /// reason 1000), for `/metrics`.
-    lost: std::sync::atomic::AtomicU64,
+    lost: AtomicU64,
 }
 
 impl Budgets {
@@ -228,8 +276,10 @@ impl Budgets {
             clock,
             cfg,
             seats: ArcSwap::from_pointee(HashMap::new()),
+            pending: Mutex::default(),
+            writer: Mutex::default(),
             wake: Notify::new(),
-            lost: std::sync::atomic::AtomicU64::new(0),
+            lost: AtomicU64::new(0),
         });
         b.reload().await?;
         b.refill_all(b.clock.now_ms()).await;
@@ -251,19 +301,22 @@ impl Budgets {
         &self.clock
     }
 
-    /// True when `seat` has a budget of its own and this instance's lease on
-    /// it is empty for `day`: the auction does not call it. Asks the refill
-    /// task for more.
-    pub fn blocked(&self, seat: &str, day: i64) -> bool {
+    /// Why the auction should not call `seat` for an auction on `day` in
+    /// `currency`, if it has a budget of its own: this instance's lease on it
+    /// is empty (the refill task is asked for more), or the budget is kept
+    /// in another currency. `None`: call it.
+    pub fn blocked(&self, seat: &str, day: i64, currency: &str) -> Option<Refusal> {
         let seats = self.seats.load();
-        let Some(own) = seats.get(seat).and_then(|s| s.own.as_ref()) else {
-            return false;
-        };
+        let own = seats.get(seat).and_then(|s| s.own.as_ref())?;
+        if !own.row.currency.eq_ignore_ascii_case(currency) {
+            return Some(Refusal::Currency);
+        }
         let empty = own.lease().starved(day);
         if empty {
             self.wake.notify_one();
+            return Some(Refusal::Exhausted);
         }
-        empty
+        None
     }
 
     /// Appends this instance's budget figures to a Prometheus text
@@ -297,22 +350,39 @@ impl Budgets {
         let _ = writeln!(
             out,
             "rtb_budget_lost_bids_total {}",
-            self.lost.load(std::sync::atomic::Ordering::Relaxed)
+            self.lost.load(Ordering::Relaxed)
         );
     }
 
-    /// Takes `amount` (a win's clearing price) out of the leases of `seat`
-    /// and of its campaign `cid`, whichever have a budget, for `day`: all or
-    /// nothing. False when they cannot pay it: the win is lost (counted) and
-    /// the refill task is asked to trade the remainder for a grant of at
-    /// least `amount`.
-    pub fn reserve(&self, seat: &str, cid: Option<&str>, amount: i64, day: i64) -> bool {
+    /// Takes `amount` (a win's clearing price, in `currency`) out of the
+    /// leases of `seat` and of its campaign `cid`, whichever have a budget,
+    /// for `day`: all or nothing. False when they cannot pay it: the win is
+    /// lost (counted) and the refill task is asked to trade the remainder for
+    /// a grant of at least `amount`. False too when a budget is kept in
+    /// another currency (no conversion rates), leaving the leases as they are.
+    pub fn reserve(
+        &self,
+        seat: &str,
+        cid: Option<&str>,
+        amount: i64,
+        day: i64,
+        currency: &str,
+    ) -> bool {
         let seats = self.seats.load();
         let Some(s) = seats.get(seat) else {
             return true;
         };
+        let accounts = s.for_bid(cid);
+        if accounts
+            .iter()
+            .flatten()
+            .any(|a| !a.row.currency.eq_ignore_ascii_case(currency))
+        {
+            self.lost.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
         // Lock order: bidder, then campaign (for_bid's order), everywhere.
-        let mut guards = s.for_bid(cid).map(|a| a.map(|a| a.lease()));
+        let mut guards = accounts.map(|a| a.map(|a| a.lease()));
         if guards.iter().flatten().any(|l| l.available(day) < amount) {
             for l in guards.iter_mut().flatten() {
                 if l.available(day) < amount {
@@ -320,7 +390,7 @@ impl Budgets {
                 }
             }
             drop(guards);
-            self.lost.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.lost.fetch_add(1, Ordering::Relaxed);
             self.wake.notify_one();
             return false;
         }
@@ -337,9 +407,27 @@ impl Budgets {
     }
 
     /// Makes this instance see budget changes now (the admin API calls it
-    /// after a change, like the registry's reload).
+    /// after a change, like the registry's reload). A budget whose limits or
+    /// currency changed keeps its lease, revoked: cut back to what was
+    /// awarded, given back and asked for again under the new limits. A
+    /// removed budget's lease is dropped (the admin API cuts its rows back).
     pub async fn reload(&self) -> Result<(), LedgerError> {
         let rows = self.store.budgets().await?;
+        self.install(rows);
+        Ok(())
+    }
+
+    /// Swaps in the budgets `rows` plus the pending ones (see `expect`).
+    fn install(&self, mut rows: Vec<BudgetRow>) {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        {
+            let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            for (account, row) in pending.iter() {
+                if !rows.iter().any(|r| &r.account == account) {
+                    rows.push(row.clone());
+                }
+            }
+        }
         let old = self.seats.load_full();
         let find = |row: &BudgetRow| -> Option<Arc<Account>> {
             let s = old.get(&row.bidder)?;
@@ -350,20 +438,18 @@ impl Budgets {
         };
         let mut seats: HashMap<String, SeatAccounts> = HashMap::new();
         for row in rows {
-            // Keep the lease of an account whose limits changed.
             let account = match find(&row) {
                 Some(a) if a.row == row => a,
                 Some(a) => {
-                    let lease = std::mem::take(&mut *a.lease());
+                    // The same lease (a grant in flight lands in it), revoked.
+                    a.lease().revoke();
+                    tracing::info!(account = %row.account, "budget changed: lease cut back to what was awarded");
                     Arc::new(Account {
                         row: row.clone(),
-                        lease: Mutex::new(lease),
+                        lease: a.lease.clone(),
                     })
                 }
-                None => Arc::new(Account {
-                    row: row.clone(),
-                    lease: Mutex::new(Lease::default()),
-                }),
+                None => Account::new(row.clone()),
             };
             let seat = seats.entry(row.bidder.clone()).or_default();
             match &row.cid {
@@ -373,8 +459,52 @@ impl Budgets {
                 }
             }
         }
+        // Removed budgets: nothing more is awarded from their leases.
+        for s in old.values() {
+            for a in s.own.iter().chain(s.campaigns.values()) {
+                let kept = seats.get(&a.row.bidder).is_some_and(|n| match &a.row.cid {
+                    None => n.own.is_some(),
+                    Some(c) => n.campaigns.contains_key(c),
+                });
+                if !kept {
+                    a.lease().revoke();
+                }
+            }
+        }
         self.seats.store(Arc::new(seats));
-        Ok(())
+    }
+
+    /// Makes `row` known to this instance at once, with an empty lease,
+    /// before the admin API writes it: from now on no auction here awards
+    /// the bidder anything until a lease is granted. Kept across reloads
+    /// until [`settle`](Self::settle).
+    pub fn expect(&self, row: &BudgetRow) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(row.account.clone(), row.clone());
+        let mut rows: Vec<BudgetRow> = self.accounts().iter().map(|a| a.row.clone()).collect();
+        rows.retain(|r| r.account != row.account);
+        rows.push(row.clone());
+        self.install(rows);
+        self.wake.notify_one();
+    }
+
+    /// The admin API is done with `account` (written or not): reloads go by
+    /// the database alone again.
+    pub fn settle(&self, account: &str) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(account);
+    }
+
+    /// How long a budget change takes to reach every replica: each reloads
+    /// every `reload_interval_ms`, between two refill passes. The admin API
+    /// waits this long before it answers, so auctions started after the
+    /// answer see the change on every replica that reloads on time.
+    pub fn propagation(&self) -> Duration {
+        Duration::from_millis(2 * self.cfg.reload_interval_ms + 3 * self.cfg.refill_interval_ms)
     }
 
     fn accounts(&self) -> Vec<Arc<Account>> {
@@ -406,6 +536,7 @@ impl Budgets {
                 }
                 *l = Lease {
                     day: Some(day),
+                    generation: l.generation,
                     ..Lease::default()
                 };
             }
@@ -420,14 +551,14 @@ impl Budgets {
                     // Nothing more is awarded from the remainder given back.
                     l.granted = l.awarded;
                 }
-                Some((release, l.awarded, l.need))
+                Some((release, l.awarded, l.need, l.generation))
             };
             (ended, ask)
         };
         if let Some((old, old_awarded)) = ended {
             self.end_day(account, old, old_awarded).await?;
         }
-        let Some((release, awarded, need)) = ask else {
+        let Some((release, awarded, need, generation)) = ask else {
             return Ok(());
         };
         let day_text = utc_day(now_ms);
@@ -449,6 +580,15 @@ impl Budgets {
         if l.day != Some(day) {
             return Ok(()); // The day turned meanwhile; the next pass starts over.
         }
+        if l.generation != generation {
+            // The budget changed while the grant was made, perhaps under the
+            // old limits: award nothing from it, give it back next pass
+            // (that records what was awarded) and ask again.
+            if granted.is_some_and(|g| g.amount > 0) {
+                l.release = true;
+            }
+            return Ok(());
+        }
         match granted {
             Some(g) if g.amount > 0 => {
                 l.granted += g.amount;
@@ -457,9 +597,13 @@ impl Budgets {
                 l.need = 0;
             }
             // Nothing free (or the budget was removed): ask again later, not
-            // on every pass.
+            // on every pass. A price that did not fit is forgotten: the next
+            // request asks for an ordinary grant, so a bidder whose one big
+            // bid did not fit is called again for the bids that do (else it
+            // would be turned away for the rest of the day).
             _ => {
                 l.dry_until_ms = now_ms + DRY_RETRY.as_millis() as i64;
+                l.need = 0;
                 if l.last_grant == 0 {
                     l.last_grant = 1;
                 }

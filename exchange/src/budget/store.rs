@@ -33,7 +33,13 @@ pub struct BudgetRow {
     pub daily_micros: Option<i64>,
     /// Most that may be spent in total.
     pub total_micros: Option<i64>,
+    /// The currency the budget is kept in (ISO 4217, `USD` by default):
+    /// wins in another currency are not awarded from it.
+    pub currency: String,
 }
+
+/// The currency of a budget that names none.
+pub const DEFAULT_BUDGET_CURRENCY: &str = "USD";
 
 /// Where an account stands on `day`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,15 +104,23 @@ pub struct Granted {
 }
 
 const LOCK_ACCOUNT: &str = "UPDATE budget_accounts SET lock_seq = lock_seq + 1 WHERE account = $1";
-const SELECT_BUDGET: &str =
-    "SELECT account, bidder, cid, daily_micros, total_micros FROM budget_accounts WHERE account = $1";
-const SELECT_BUDGETS: &str =
-    "SELECT account, bidder, cid, daily_micros, total_micros FROM budget_accounts ORDER BY account";
+const SELECT_BUDGET: &str = "SELECT account, bidder, cid, daily_micros, total_micros, currency
+    FROM budget_accounts WHERE account = $1";
+const SELECT_BUDGETS: &str = "SELECT account, bidder, cid, daily_micros, total_micros, currency
+    FROM budget_accounts ORDER BY account";
 const INSERT_BUDGET: &str = "INSERT INTO budget_accounts
-    (account, bidder, cid, daily_micros, total_micros, updated_ms) VALUES ($1, $2, $3, $4, $5, $6)
+    (account, bidder, cid, daily_micros, total_micros, updated_ms, currency)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)
     ON CONFLICT (account) DO NOTHING";
 const UPDATE_BUDGET: &str = "UPDATE budget_accounts
-    SET daily_micros = $2, total_micros = $3, updated_ms = $4 WHERE account = $1";
+    SET daily_micros = $2, total_micros = $3, updated_ms = $4, currency = $5, lock_seq = lock_seq + 1
+    WHERE account = $1";
+/// A changed or removed budget revokes what is outstanding: every lease of
+/// the account is cut back to what its instance reported awarding (or what
+/// was debited, if more). Instances cut their own in memory at their reload.
+const REVOKE_ACCOUNT: &str = "UPDATE budget_leases SET granted_micros =
+    CASE WHEN awarded_micros > debited_micros THEN awarded_micros ELSE debited_micros END
+    WHERE account = $1 AND granted_micros > awarded_micros AND granted_micros > debited_micros";
 const DELETE_BUDGET: &str = "DELETE FROM budget_accounts WHERE account = $1";
 /// Leases nobody renews go back to the account, less what was awarded.
 const EXPIRE_LEASES: &str = "UPDATE budget_leases SET granted_micros =
@@ -146,7 +160,7 @@ const SPENT_BIDDER: &str = "SELECT
     CAST(COALESCE(SUM(CASE WHEN day = $2 THEN spent_micros ELSE 0 END), 0) AS BIGINT)
     FROM account_spend WHERE account = $1 OR substr(account, 1, $3) = $4";
 
-/// Reads a budget row from `SELECT account, bidder, cid, daily, total` (a
+/// Reads a budget row from `SELECT account, bidder, cid, daily, total, currency` (a
 /// macro: the row types of the two backends differ).
 macro_rules! budget_row {
     ($r:expr) => {
@@ -156,6 +170,7 @@ macro_rules! budget_row {
             cid: $r.try_get(2)?,
             daily_micros: $r.try_get(3)?,
             total_micros: $r.try_get(4)?,
+            currency: $r.try_get(5)?,
         }
     };
 }
@@ -209,6 +224,9 @@ fn grant_size(free: i64, min_micros: i64, fraction: f64) -> i64 {
 
 impl Store {
     /// Creates or replaces an account's budget; true when it was created.
+    /// Replacing revokes the account's outstanding leases (cut back to what
+    /// was awarded), in the same transaction: grants after it follow the
+    /// new limits.
     pub async fn put_budget(&self, b: &BudgetRow, now_ms: i64) -> Result<bool, LedgerError> {
         on_pool!(self, pool => {
             // Writes only: a SQLite read that later upgrades to a write can
@@ -221,6 +239,7 @@ impl Store {
                 .bind(b.daily_micros)
                 .bind(b.total_micros)
                 .bind(now_ms)
+                .bind(&b.currency)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected()
@@ -231,19 +250,24 @@ impl Store {
                     .bind(b.daily_micros)
                     .bind(b.total_micros)
                     .bind(now_ms)
+                    .bind(&b.currency)
                     .execute(&mut *tx)
                     .await?;
+                sqlx::query(REVOKE_ACCOUNT).bind(&b.account).execute(&mut *tx).await?;
             }
             tx.commit().await?;
             Ok(inserted)
         })
     }
 
-    /// Removes an account's budget (its spend and leases stay on record);
-    /// true when there was one.
+    /// Removes an account's budget (its spend and leases stay on record,
+    /// the leases cut back to what was awarded); true when there was one.
     pub async fn delete_budget(&self, account: &str) -> Result<bool, LedgerError> {
         on_pool!(self, pool => {
-            let n = sqlx::query(DELETE_BUDGET).bind(account).execute(pool).await?;
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query(DELETE_BUDGET).bind(account).execute(&mut *tx).await?;
+            sqlx::query(REVOKE_ACCOUNT).bind(account).execute(&mut *tx).await?;
+            tx.commit().await?;
             Ok(n.rows_affected() > 0)
         })
     }
@@ -422,6 +446,7 @@ mod tests {
             cid: None,
             daily_micros: daily,
             total_micros: total,
+            currency: DEFAULT_BUDGET_CURRENCY.into(),
         }
     }
 

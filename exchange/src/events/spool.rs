@@ -274,7 +274,7 @@ impl<R: Read> FrameReader<R> {
         }
         let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
         let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        if len > MAX_FRAME || len < 4 {
+        if !(4..=MAX_FRAME).contains(&len) {
             return Ok(None);
         }
         self.body.clear();

@@ -298,7 +298,8 @@ impl Ledger {
             .clone();
         let mut applied = Applied::default();
         // A stack of index ranges, the next part to apply on top.
-        let mut parts = vec![0..batch.len()];
+        let mut parts: Vec<std::ops::Range<usize>> = Vec::new();
+        parts.push(0..batch.len());
         while let Some(part) = parts.pop() {
             let entries: Vec<Entry> = batch[part.clone()]
                 .iter()
