@@ -162,7 +162,8 @@ impl Lease {
     /// A bid of `price` did not fit: give the remainder back at the next
     /// refill and ask for at least `price`.
     fn missed(&mut self, day: i64, price: i64) {
-        self.release = self.day == Some(day) && self.granted > self.awarded;
+        // `|=`: a give-back already asked for (a revoked lease) stays asked.
+        self.release |= self.day == Some(day) && self.granted > self.awarded;
         self.need = self.need.max(price);
     }
 

@@ -136,7 +136,14 @@ const UPSERT_LEASE: &str = "INSERT INTO budget_leases
     ON CONFLICT (account, instance, day) DO UPDATE SET
     granted_micros = budget_leases.granted_micros + excluded.granted_micros,
     awarded_micros = excluded.awarded_micros, expires_ms = excluded.expires_ms";
-const RENEW_LEASE: &str = "UPDATE budget_leases SET expires_ms = $4, awarded_micros = $5
+const RENEW_LEASE: &str = "UPDATE budget_leases SET expires_ms = $4, awarded_micros = $5,
+    granted_micros = CASE WHEN granted_micros > $5 THEN granted_micros ELSE $5 END
+    WHERE account = $1 AND instance = $2 AND day = $3";
+/// What an instance reports awarding is outstanding until debited, even
+/// where its lease row was cut back meanwhile (revoked, expired) with an
+/// older figure: the grant counts it before computing what is free.
+const RECORD_AWARDED: &str = "UPDATE budget_leases SET awarded_micros = $4,
+    granted_micros = CASE WHEN granted_micros > $4 THEN granted_micros ELSE $4 END
     WHERE account = $1 AND instance = $2 AND day = $3";
 /// Everything an instance holds, cut back to what it awarded (it stops).
 const RELEASE_INSTANCE: &str = "UPDATE budget_leases SET granted_micros =
@@ -342,6 +349,13 @@ impl Store {
             sqlx::query(EXPIRE_LEASES)
                 .bind(req.account)
                 .bind(req.now_ms)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(RECORD_AWARDED)
+                .bind(req.account)
+                .bind(req.instance)
+                .bind(req.day)
+                .bind(req.awarded_micros)
                 .execute(&mut *tx)
                 .await?;
             if req.release {
