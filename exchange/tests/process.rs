@@ -490,6 +490,14 @@ async fn a_restart_on_the_default_state_files_loses_no_debit() {
         4,
         "the log names the database file by its absolute path:\n{text}"
     );
+    let registry = std::fs::canonicalize(dir.path().join("exchange.db")).unwrap();
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.contains("registry database") && l.contains(&*registry.to_string_lossy()))
+            .count(),
+        2,
+        "the log names exchange.db by its absolute path:\n{text}"
+    );
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
         .await
         .unwrap();

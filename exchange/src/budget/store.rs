@@ -149,23 +149,26 @@ const RECORD_AWARDED: &str = "UPDATE budget_leases SET awarded_micros = $4,
 const RELEASE_INSTANCE: &str = "UPDATE budget_leases SET granted_micros =
     CASE WHEN awarded_micros > debited_micros THEN awarded_micros ELSE debited_micros END
     WHERE instance = $1";
-const OUTSTANDING: &str = "SELECT
-    CAST(COALESCE(SUM(CASE WHEN granted_micros > debited_micros
-        THEN granted_micros - debited_micros ELSE 0 END), 0) AS BIGINT),
-    CAST(COALESCE(SUM(CASE WHEN day = $2 AND granted_micros > debited_micros
-        THEN granted_micros - debited_micros ELSE 0 END), 0) AS BIGINT)
-    FROM budget_leases WHERE account = $1";
-/// A campaign's spend is its own account's.
-const SPENT_CAMPAIGN: &str = "SELECT
-    CAST(COALESCE(SUM(spent_micros), 0) AS BIGINT),
-    CAST(COALESCE(SUM(CASE WHEN day = $2 THEN spent_micros ELSE 0 END), 0) AS BIGINT)
-    FROM account_spend WHERE account = $1";
-/// A bidder's spend includes its campaigns' (`seat/...` accounts). `substr`,
-/// not `LIKE`: seat names may contain `_`, a `LIKE` wildcard.
-const SPENT_BIDDER: &str = "SELECT
-    CAST(COALESCE(SUM(spent_micros), 0) AS BIGINT),
-    CAST(COALESCE(SUM(CASE WHEN day = $2 THEN spent_micros ELSE 0 END), 0) AS BIGINT)
-    FROM account_spend WHERE account = $1 OR substr(account, 1, $3) = $4";
+/// Where an account stands, in ONE statement so that PostgreSQL reads one
+/// snapshot under READ COMMITTED: a ledger batch that moves a debit from
+/// outstanding to spent between two statements would otherwise be seen in
+/// neither, overstating what is free. Spend: a campaign's is its own
+/// account's; a bidder's includes its campaigns' (`seat/...` accounts, `$3`
+/// is the prefix length, 0 for a campaign). `substr`, not `LIKE`: seat
+/// names may contain `_`, a `LIKE` wildcard. Outstanding: granted minus
+/// debited, per lease row. Columns: spent total, spent on day `$2`,
+/// outstanding total, outstanding on day `$2`.
+const STANDING: &str = "SELECT
+    CAST(COALESCE((SELECT SUM(spent_micros) FROM account_spend
+        WHERE account = $1 OR ($3 > 0 AND substr(account, 1, $3) = $4)), 0) AS BIGINT),
+    CAST(COALESCE((SELECT SUM(spent_micros) FROM account_spend
+        WHERE day = $2 AND (account = $1 OR ($3 > 0 AND substr(account, 1, $3) = $4))), 0) AS BIGINT),
+    CAST(COALESCE((SELECT SUM(CASE WHEN granted_micros > debited_micros
+        THEN granted_micros - debited_micros ELSE 0 END)
+        FROM budget_leases WHERE account = $1), 0) AS BIGINT),
+    CAST(COALESCE((SELECT SUM(CASE WHEN granted_micros > debited_micros
+        THEN granted_micros - debited_micros ELSE 0 END)
+        FROM budget_leases WHERE account = $1 AND day = $2), 0) AS BIGINT)";
 
 /// Reads a budget row from `SELECT account, bidder, cid, daily, total, currency` (a
 /// macro: the row types of the two backends differ).
@@ -182,31 +185,27 @@ macro_rules! budget_row {
     };
 }
 
-/// Runs the spend query of a budget's account on `$exec`: `(total, today)`.
-/// A macro for the same reason as [`budget_row`].
-macro_rules! spent {
+/// Runs [`STANDING`] for a budget's account on `$exec`:
+/// `((spent total, today), (outstanding total, today))`. A macro for the
+/// same reason as [`budget_row`].
+macro_rules! standing {
     ($b:expr, $day:expr, $exec:expr) => {{
         let b: &BudgetRow = $b;
-        let r = match &b.cid {
-            Some(_) => {
-                sqlx::query(SPENT_CAMPAIGN)
-                    .bind(&b.account)
-                    .bind($day)
-                    .fetch_one($exec)
-                    .await?
-            }
-            None => {
-                let prefix = format!("{}/", b.bidder);
-                sqlx::query(SPENT_BIDDER)
-                    .bind(&b.account)
-                    .bind($day)
-                    .bind(prefix.len() as i32)
-                    .bind(prefix)
-                    .fetch_one($exec)
-                    .await?
-            }
+        let prefix = match &b.cid {
+            Some(_) => String::new(),
+            None => format!("{}/", b.bidder),
         };
-        (r.try_get::<i64, _>(0)?, r.try_get::<i64, _>(1)?)
+        let r = sqlx::query(STANDING)
+            .bind(&b.account)
+            .bind($day)
+            .bind(prefix.len() as i32)
+            .bind(prefix)
+            .fetch_one($exec)
+            .await?;
+        (
+            (r.try_get::<i64, _>(0)?, r.try_get::<i64, _>(1)?),
+            (r.try_get::<i64, _>(2)?, r.try_get::<i64, _>(3)?),
+        )
     }};
 }
 
@@ -231,9 +230,9 @@ fn grant_size(free: i64, min_micros: i64, fraction: f64) -> i64 {
 
 impl Store {
     /// Creates or replaces an account's budget; true when it was created.
-    /// Replacing revokes the account's outstanding leases (cut back to what
-    /// was awarded), in the same transaction: grants after it follow the
-    /// new limits.
+    /// Changing it revokes the account's outstanding leases (cut back to
+    /// what was awarded), in the same transaction: grants after it follow
+    /// the new limits. The same budget again changes nothing.
     pub async fn put_budget(&self, b: &BudgetRow, now_ms: i64) -> Result<bool, LedgerError> {
         on_pool!(self, pool => {
             // Writes only: a SQLite read that later upgrades to a write can
@@ -252,15 +251,28 @@ impl Store {
                 .rows_affected()
                 > 0;
             if !inserted {
-                sqlx::query(UPDATE_BUDGET)
+                // The insert above took the write lock: reading is safe now.
+                let old = sqlx::query(SELECT_BUDGET)
                     .bind(&b.account)
-                    .bind(b.daily_micros)
-                    .bind(b.total_micros)
-                    .bind(now_ms)
-                    .bind(&b.currency)
-                    .execute(&mut *tx)
+                    .fetch_optional(&mut *tx)
                     .await?;
-                sqlx::query(REVOKE_ACCOUNT).bind(&b.account).execute(&mut *tx).await?;
+                let old = match old {
+                    Some(r) => Some(budget_row!(r)),
+                    None => None,
+                };
+                if old.as_ref() != Some(b) {
+                    sqlx::query(UPDATE_BUDGET)
+                        .bind(&b.account)
+                        .bind(b.daily_micros)
+                        .bind(b.total_micros)
+                        .bind(now_ms)
+                        .bind(&b.currency)
+                        .execute(&mut *tx)
+                        .await?;
+                    // Only a change revokes: instances revoke in memory
+                    // exactly when they see the row change.
+                    sqlx::query(REVOKE_ACCOUNT).bind(&b.account).execute(&mut *tx).await?;
+                }
             }
             tx.commit().await?;
             Ok(inserted)
@@ -308,13 +320,7 @@ impl Store {
                 return Ok(None);
             };
             let budget = budget_row!(row);
-            let spent = spent!(&budget, day, &mut *conn);
-            let out = sqlx::query(OUTSTANDING)
-                .bind(account)
-                .bind(day)
-                .fetch_one(&mut *conn)
-                .await?;
-            let out = (out.try_get::<i64, _>(0)?, out.try_get::<i64, _>(1)?);
+            let (spent, out) = standing!(&budget, day, &mut *conn);
             let remaining = free(&budget, spent, out);
             Ok(Some(BudgetStatus {
                 budget,
@@ -367,13 +373,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            let spent = spent!(&budget, req.day, &mut *tx);
-            let out = sqlx::query(OUTSTANDING)
-                .bind(req.account)
-                .bind(req.day)
-                .fetch_one(&mut *tx)
-                .await?;
-            let out = (out.try_get::<i64, _>(0)?, out.try_get::<i64, _>(1)?);
+            let (spent, out) = standing!(&budget, req.day, &mut *tx);
             let free = free(&budget, spent, out);
             let amount = if free < req.need_micros {
                 0
