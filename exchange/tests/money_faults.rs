@@ -174,3 +174,68 @@ fn instance_ids_carry_128_random_bits() {
     assert_eq!(random.len(), 32, "{a}");
     assert!(random.bytes().all(|c| c.is_ascii_hexdigit()), "{a}");
 }
+
+/// A lease whose renewals stop (a stalled database, a long refill pass) is
+/// not awarded from past its validity, which ends a safety margin (a third
+/// of the TTL) before the database may reclaim it for another instance; so
+/// the two instances never hold more than the budget between them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_past_its_validity_awards_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path()).await;
+    store.put_budget(&row(10_000_000), 0).await.unwrap();
+    let clock = Arc::new(ManualClock::new(NOON));
+    let cfg = config(1.0);
+    let ttl = cfg.lease_ttl_ms as i64;
+    let x = Budgets::start(store.clone(), "x".into(), clock.clone(), cfg)
+        .await
+        .unwrap();
+    let day = day_of(NOON);
+    assert!(x.reserve("alpha", None, 1_000_000, day, "USD"));
+    // Its last renewal, then none: the database stalls for x.
+    store
+        .renew("alpha", "x", &utc_day(NOON), NOON + ttl, 1_000_000)
+        .await
+        .unwrap();
+    clock.set(NOON + ttl - x.safety_margin().as_millis() as i64);
+    assert!(
+        !x.reserve("alpha", None, 100_000, day, "USD"),
+        "nothing is awarded from a lease past its validity"
+    );
+    assert_eq!(x.blocked("alpha", day, "USD"), Some(Refusal::Exhausted));
+    // The database reclaims x's rest for y once the row expired.
+    let y = store
+        .grant(&rtb_exchange::budget::LeaseRequest {
+            account: "alpha",
+            instance: "y",
+            day: &utc_day(NOON),
+            now_ms: NOON + ttl + 1,
+            awarded_micros: 0,
+            release: false,
+            need_micros: 0,
+            min_micros: 1_000_000,
+            fraction: 1.0,
+            ttl_ms: ttl,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(y.amount, 9_000_000, "all but what x awarded");
+    // x's refill gives its lease back and finds nothing free.
+    clock.set(NOON + ttl + 2);
+    let (stop, rx) = watch::channel(false);
+    let task = x.spawn_refill(rx);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!x.reserve("alpha", None, 100_000, day, "USD"));
+    let s = store
+        .budget_status("alpha", &utc_day(NOON))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        s.leased_micros, 10_000_000,
+        "x's 1.00 awarded and y's 9.00: {s:?}"
+    );
+    let _ = stop.send(true);
+    task.await.unwrap();
+}

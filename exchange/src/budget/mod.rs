@@ -148,9 +148,24 @@ struct Lease {
     /// Bumped when the budget changes: a grant asked for before the change
     /// is not awarded from (it is given back).
     generation: u64,
+    /// Nothing is awarded from the lease from this time (ms) on: the
+    /// database may reclaim it at `expires` (judged by the requests' clocks),
+    /// and this is the last grant's or renewal's `expires` less
+    /// [`safety_margin`](Budgets::safety_margin). Moved on by every grant
+    /// and renewal that finds the row alive.
+    valid_until_ms: i64,
 }
 
 impl Lease {
+    /// What can be awarded now: nothing once the lease's validity ended.
+    fn usable(&self, day: i64, now_ms: i64) -> i64 {
+        if now_ms >= self.valid_until_ms {
+            0
+        } else {
+            self.available(day)
+        }
+    }
+
     fn available(&self, day: i64) -> i64 {
         if self.day == Some(day) {
             self.granted - self.awarded
@@ -167,10 +182,10 @@ impl Lease {
         self.need = self.need.max(price);
     }
 
-    /// Nothing worth calling the bidder for: empty, or less than a price
-    /// that already did not fit.
-    fn starved(&self, day: i64) -> bool {
-        let a = self.available(day);
+    /// Nothing worth calling the bidder for: empty (or no longer valid), or
+    /// less than a price that already did not fit.
+    fn starved(&self, day: i64, now_ms: i64) -> bool {
+        let a = self.usable(day, now_ms);
         a <= 0 || a < self.need
     }
 
@@ -312,7 +327,7 @@ impl Budgets {
         if !own.row.currency.eq_ignore_ascii_case(currency) {
             return Some(Refusal::Currency);
         }
-        let empty = own.lease().starved(day);
+        let empty = own.lease().starved(day, self.clock.now_ms());
         if empty {
             self.wake.notify_one();
             return Some(Refusal::Exhausted);
@@ -382,11 +397,12 @@ impl Budgets {
             self.lost.fetch_add(1, Ordering::Relaxed);
             return false;
         }
+        let now = self.clock.now_ms();
         // Lock order: bidder, then campaign (for_bid's order), everywhere.
         let mut guards = accounts.map(|a| a.map(|a| a.lease()));
-        if guards.iter().flatten().any(|l| l.available(day) < amount) {
+        if guards.iter().flatten().any(|l| l.usable(day, now) < amount) {
             for l in guards.iter_mut().flatten() {
-                if l.available(day) < amount {
+                if l.usable(day, now) < amount {
                     l.missed(day, amount);
                 }
             }
@@ -541,6 +557,13 @@ impl Budgets {
                     ..Lease::default()
                 };
             }
+            if now_ms >= l.valid_until_ms && l.granted > l.awarded {
+                // Its validity ended (renewals late: database stalled, long
+                // pass): the database may have reclaimed the rest already.
+                // Give it back with the exact figure and ask again.
+                l.granted = l.awarded;
+                l.release = true;
+            }
             let available = l.granted - l.awarded;
             let low = available as f64 <= l.last_grant as f64 * self.cfg.refill_below;
             let wanted = l.release || low || l.last_grant == 0 || l.need > available;
@@ -575,11 +598,24 @@ impl Budgets {
             fraction: self.cfg.lease_fraction,
             ttl_ms: self.cfg.lease_ttl_ms as i64,
         };
-        let granted = self.store.grant(&req).await?;
+        let granted = match tokio::time::timeout(self.call_timeout(), self.store.grant(&req)).await
+        {
+            Ok(g) => g?,
+            Err(_) => {
+                // Dropped: rolled back, or committed with the answer lost
+                // (then stranded until it expires, never overspent).
+                tracing::warn!(account = %account.key(), "budget lease grant timed out");
+                return Ok(());
+            }
+        };
         tracing::debug!(account = %account.key(), release, need, awarded, ?granted, "budget lease request");
         let mut l = account.lease();
         if l.day != Some(day) {
             return Ok(()); // The day turned meanwhile; the next pass starts over.
+        }
+        if granted.is_some() {
+            // The row's expiry is now_ms + ttl (judged by this clock).
+            l.valid_until_ms = l.valid_until_ms.max(self.valid_until(now_ms));
         }
         if l.generation != generation {
             // The budget changed while the grant was made, perhaps under the
@@ -621,7 +657,9 @@ impl Budgets {
             .await
     }
 
-    /// Extends every lease and records what was awarded from it.
+    /// Extends every lease that is still alive and records what was awarded
+    /// from it; a lease found expired (the database may have reclaimed it)
+    /// is given back at the next refill and asked for again.
     async fn renew_all(&self, now_ms: i64) {
         let expires = now_ms + self.cfg.lease_ttl_ms as i64;
         for account in self.accounts() {
@@ -633,14 +671,56 @@ impl Budgets {
                 }
             };
             let text = utc_day(day * DAY_MS);
-            if let Err(e) = self
-                .store
-                .renew(account.key(), &self.instance, &text, expires, awarded)
-                .await
-            {
-                tracing::warn!(account = %account.key(), error = %e, "budget lease renewal failed");
+            let renew = self.store.renew_live(
+                account.key(),
+                &self.instance,
+                &text,
+                now_ms,
+                expires,
+                awarded,
+            );
+            match tokio::time::timeout(self.call_timeout(), renew).await {
+                Ok(Ok(true)) => {
+                    let mut l = account.lease();
+                    if l.day == Some(day) {
+                        l.valid_until_ms = l.valid_until_ms.max(self.valid_until(now_ms));
+                    }
+                }
+                Ok(Ok(false)) => {
+                    let mut l = account.lease();
+                    if l.day == Some(day) && l.granted > l.awarded {
+                        tracing::warn!(account = %account.key(), "budget lease found expired; giving it back");
+                        l.granted = l.awarded;
+                        l.release = true;
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(account = %account.key(), error = %e, "budget lease renewal failed")
+                }
+                Err(_) => {
+                    tracing::warn!(account = %account.key(), "budget lease renewal timed out")
+                }
             }
         }
+    }
+
+    /// How long before the database may reclaim a lease this instance
+    /// stops awarding from it: a third of `lease_ttl_ms` (5 s by default),
+    /// for clock skew between replicas and the time a request takes.
+    /// Renewals run every third of the TTL, so a lease renewed on time never
+    /// lapses.
+    pub fn safety_margin(&self) -> Duration {
+        Duration::from_millis(self.cfg.lease_ttl_ms / 3)
+    }
+
+    fn valid_until(&self, asked_ms: i64) -> i64 {
+        asked_ms + self.cfg.lease_ttl_ms as i64 - self.safety_margin().as_millis() as i64
+    }
+
+    /// The longest one grant or renewal may take: past it the lease would
+    /// lapse anyway, so the pass goes on with the next account.
+    fn call_timeout(&self) -> Duration {
+        self.safety_margin()
     }
 
     /// Runs the refill loop until `stop`; then records what was awarded and

@@ -139,6 +139,9 @@ const UPSERT_LEASE: &str = "INSERT INTO budget_leases
 const RENEW_LEASE: &str = "UPDATE budget_leases SET expires_ms = $4, awarded_micros = $5,
     granted_micros = CASE WHEN granted_micros > $5 THEN granted_micros ELSE $5 END
     WHERE account = $1 AND instance = $2 AND day = $3";
+const RENEW_LIVE_LEASE: &str = "UPDATE budget_leases SET expires_ms = $4, awarded_micros = $5,
+    granted_micros = CASE WHEN granted_micros > $5 THEN granted_micros ELSE $5 END
+    WHERE account = $1 AND instance = $2 AND day = $3 AND expires_ms >= $6";
 /// What an instance reports awarding is outstanding until debited, even
 /// where its lease row was cut back meanwhile (revoked, expired) with an
 /// older figure: the grant counts it before computing what is free.
@@ -416,6 +419,32 @@ impl Store {
                 .execute(pool)
                 .await?;
             Ok(())
+        })
+    }
+
+    /// [`renew`](Self::renew), only while the lease has not expired at
+    /// `now_ms` (an expired one may have been reclaimed by a grant): true
+    /// when it was renewed.
+    pub async fn renew_live(
+        &self,
+        account: &str,
+        instance: &str,
+        day: &str,
+        now_ms: i64,
+        expires_ms: i64,
+        awarded_micros: i64,
+    ) -> Result<bool, LedgerError> {
+        on_pool!(self, pool => {
+            let n = sqlx::query(RENEW_LIVE_LEASE)
+                .bind(account)
+                .bind(instance)
+                .bind(day)
+                .bind(expires_ms)
+                .bind(awarded_micros)
+                .bind(now_ms)
+                .execute(pool)
+                .await?;
+            Ok(n.rows_affected() > 0)
         })
     }
 
