@@ -43,8 +43,8 @@ fn config(fraction: f64) -> BudgetConfig {
     }
 }
 
-/// Polls `cond` (bounded), moving `clock` forward 100 ms a time so retry
-/// pauses judged by it pass.
+/// Polls `cond` (bounded), moving `clock` forward 100 ms a time (time
+/// passes for the leases too, as it would).
 async fn until(clock: &ManualClock, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !cond() {

@@ -143,8 +143,9 @@ struct Lease {
     /// grant must cover it (else the lease stays empty and the bidder is
     /// not called).
     need: i64,
-    /// The last request got nothing: do not ask again before this (ms).
-    dry_until_ms: i64,
+    /// The last request got nothing: do not ask again before this. A real
+    /// duration (not the replaceable wall clock): a pause between retries.
+    dry_until: Option<tokio::time::Instant>,
     /// Bumped when the budget changes: a grant asked for before the change
     /// is not awarded from (it is given back).
     generation: u64,
@@ -200,7 +201,7 @@ impl Lease {
         }
         self.last_grant = 0;
         self.need = 0;
-        self.dry_until_ms = 0;
+        self.dry_until = None;
     }
 }
 
@@ -514,6 +515,11 @@ impl Budgets {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(account);
+        // A request made before the write found no budget: ask again now.
+        if let Some(a) = self.accounts().iter().find(|a| a.key() == account) {
+            a.lease().dry_until = None;
+        }
+        self.wake.notify_one();
     }
 
     /// How long a budget change takes to reach every replica: each reloads
@@ -567,7 +573,8 @@ impl Budgets {
             let available = l.granted - l.awarded;
             let low = available as f64 <= l.last_grant as f64 * self.cfg.refill_below;
             let wanted = l.release || low || l.last_grant == 0 || l.need > available;
-            let ask = if !wanted || (now_ms < l.dry_until_ms && !l.release) {
+            let dry = l.dry_until.is_some_and(|t| tokio::time::Instant::now() < t);
+            let ask = if !wanted || (dry && !l.release) {
                 None
             } else {
                 let release = std::mem::take(&mut l.release);
@@ -630,7 +637,7 @@ impl Budgets {
             Some(g) if g.amount > 0 => {
                 l.granted += g.amount;
                 l.last_grant = g.amount;
-                l.dry_until_ms = 0;
+                l.dry_until = None;
                 l.need = 0;
             }
             // Nothing free (or the budget was removed): ask again later, not
@@ -639,7 +646,7 @@ impl Budgets {
             // bid did not fit is called again for the bids that do (else it
             // would be turned away for the rest of the day).
             _ => {
-                l.dry_until_ms = now_ms + DRY_RETRY.as_millis() as i64;
+                l.dry_until = Some(tokio::time::Instant::now() + DRY_RETRY);
                 l.need = 0;
                 if l.last_grant == 0 {
                     l.last_grant = 1;
@@ -727,32 +734,60 @@ impl Budgets {
     /// gives back the rest of every lease.
     pub fn spawn_refill(self: &Arc<Self>, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
         let me = self.clone();
+        // Reloads and renewals run on their own schedule, beside the refill
+        // passes: a long pass (many accounts, a stalled database, midnight)
+        // delays neither, so leases renewed on time never lapse and budget
+        // changes arrive within their interval.
+        let keeper = {
+            let me = self.clone();
+            let mut stop = stop.clone();
+            tokio::spawn(async move {
+                let reload_every = Duration::from_millis(me.cfg.reload_interval_ms);
+                let renew_every = Duration::from_millis(me.cfg.lease_ttl_ms / 3);
+                let start = tokio::time::Instant::now();
+                let mut reload = tokio::time::interval_at(start + reload_every, reload_every);
+                let mut renew = tokio::time::interval_at(start + renew_every, renew_every);
+                reload.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = stop.changed() => break,
+                        _ = reload.tick() => {
+                            if let Err(e) = me.reload().await {
+                                tracing::warn!(error = %e, "budget reload failed");
+                            }
+                        }
+                        _ = renew.tick() => me.renew_all(me.clock.now_ms()).await,
+                    }
+                }
+            })
+        };
         tokio::spawn(async move {
             let every = Duration::from_millis(me.cfg.refill_interval_ms);
-            let reload_every = Duration::from_millis(me.cfg.reload_interval_ms);
-            let renew_every = Duration::from_millis(me.cfg.lease_ttl_ms / 3);
-            let mut last_reload = tokio::time::Instant::now();
-            let mut last_renew = tokio::time::Instant::now();
             loop {
                 tokio::select! {
                     _ = stop.changed() => break,
                     () = me.wake.notified() => {}
                     () = tokio::time::sleep(every) => {}
                 }
-                if last_reload.elapsed() >= reload_every {
-                    last_reload = tokio::time::Instant::now();
-                    if let Err(e) = me.reload().await {
-                        tracing::warn!(error = %e, "budget reload failed");
+                me.refill_all(me.clock.now_ms()).await;
+            }
+            let _ = keeper.await;
+            // Each lease cut back to exactly what was awarded from it (a
+            // renewal would not touch a row that expired meanwhile), then
+            // whatever else this instance still holds.
+            for account in me.accounts() {
+                let (day, awarded) = {
+                    let l = account.lease();
+                    match l.day {
+                        Some(d) => (d, l.awarded),
+                        None => continue,
                     }
-                }
-                let now = me.clock.now_ms();
-                me.refill_all(now).await;
-                if last_renew.elapsed() >= renew_every {
-                    last_renew = tokio::time::Instant::now();
-                    me.renew_all(now).await;
+                };
+                if let Err(e) = me.end_day(&account, day, awarded).await {
+                    tracing::warn!(account = %account.key(), error = %e, "could not give back a budget lease; it expires");
                 }
             }
-            me.renew_all(me.clock.now_ms()).await;
             if let Err(e) = me.store.release_instance(&me.instance).await {
                 tracing::warn!(error = %e, "could not give back budget leases; they expire");
             }
