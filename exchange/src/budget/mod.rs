@@ -18,8 +18,12 @@
 //! lease runs dry (below `refill_below` of its last grant), gives back a
 //! piece too small for the bids the bidder makes (so small remainders do not
 //! strand budget across replicas), starts a fresh lease when the day changes
-//! (UTC), renews leases so they do not expire, and reloads the budget list.
-//! On shutdown every lease is cut back to what was awarded from it.
+//! (UTC); beside it, on their own schedule, leases are renewed so they do
+//! not expire and the budget list is reloaded. A lease is valid in memory
+//! until its database expiry less [`Budgets::safety_margin`]: past that
+//! nothing is awarded from it (the database may reclaim it), and it is
+//! given back and asked for again. On shutdown every lease is cut back to
+//! what was awarded from it.
 //!
 //! Accounts without a budget are not limited and cost one hash lookup. A
 //! budget created through this instance's admin API is known here (with an
