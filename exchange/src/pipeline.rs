@@ -60,17 +60,15 @@ pub struct Exchange {
 }
 
 /// A process id unique across replicas and restarts: the host name (the
-/// pod's name in Kubernetes) and 32 random bits.
+/// pod's name in Kubernetes) and 128 random bits, so two starts on one host
+/// never share auction ids (the ledger would drop the second's debits as
+/// duplicates).
 pub fn instance_id() -> Arc<str> {
-    use std::hash::{BuildHasher, Hasher};
     let host = std::env::var("HOSTNAME")
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "exchange".to_owned());
-    // RandomState is seeded from the OS's randomness: no extra dependency.
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    format!("{host}-{:08x}", h.finish() as u32).into()
+    format!("{host}-{:032x}", rand::random::<u128>()).into()
 }
 
 /// The bidders of one auction: the called ones first, then the skipped ones;
@@ -227,9 +225,13 @@ impl Exchange {
         for b in &set.active {
             // A bidder that could not pay for a win is not called at all.
             if let (Some(budgets), Some(day)) = (&self.budgets, today) {
-                if budgets.blocked(&b.name, day) {
+                if let Some(why) = budgets.blocked(&b.name, day, &currency) {
+                    let skip = match why {
+                        crate::budget::Refusal::Exhausted => Skip::Budget,
+                        crate::budget::Refusal::Currency => Skip::BudgetCurrency,
+                    };
                     b.metrics().skipped.inc();
-                    who.skipped.push((b.clone(), Skip::Budget));
+                    who.skipped.push((b.clone(), skip));
                     continue;
                 }
             }
@@ -345,7 +347,7 @@ impl Exchange {
             |i, offer, clearing| {
                 budgets.is_none_or(|b| {
                     let cid = offer_cid(&sources, &decoded, i);
-                    b.reserve(offer.seat, cid, clearing.0, day)
+                    b.reserve(offer.seat, cid, clearing.0, day, currency)
                 })
             },
         );

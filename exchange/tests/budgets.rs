@@ -272,6 +272,7 @@ async fn leases_expire_back_to_the_account(backend: Backend) {
         cid: None,
         daily_micros: None,
         total_micros: Some(10_000_000),
+        currency: "USD".into(),
     };
     assert!(store.put_budget(&row, 0).await.unwrap());
     let ask = |instance: &'static str, now_ms: i64, awarded: i64| LeaseRequest {
@@ -487,4 +488,123 @@ async fn assert_campaign_wins_nothing(ex: &RunningExchange, bidder: &rtb_bidder:
     let (wins, _) = round(&ex.url(), "after-campaign", 20).await;
     assert_eq!(wins, 0);
     assert!(bidder.stats().requests > 0);
+}
+
+/// One of two replicas sharing `h`'s brokers and ledger database (the
+/// ledger runs apart), with the admin API and bidder `alpha`; budgets
+/// reload at the default interval (1 s).
+async fn shared_replica(
+    h: &Harness,
+    name: &str,
+    alpha: &rtb_bidder::BidderHandle,
+) -> RunningExchange {
+    let dir = h.dir.path();
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        admin_listen: Some("127.0.0.1:0".parse().unwrap()),
+        admin_token: Some(TOKEN.to_owned()),
+        sqlite_path: Some(dir.join(format!("registry-{name}.sqlite"))),
+        ..Config::default()
+    };
+    config
+        .bidders
+        .push(BidderEntry::new("alpha", vec![alpha.url()], Protocol::H2c));
+    config.server.max_scheduling_lag_ms = 0;
+    config.kafka = h.kafka.clone();
+    config.kafka.spool_path = dir.join(format!("{name}.spool"));
+    config.ledger = h.ledger.clone();
+    config.budget.min_lease_micros = 2 * PRICE;
+    config.budget.lease_fraction = 0.2;
+    config.validate().unwrap();
+    server::start(config).await.unwrap()
+}
+
+/// A daily budget of 5.00 created through one replica, then auctions at
+/// once on it and on another replica (which learns budgets at its reload):
+/// spend never exceeds 5.00, in the answers and in the ledger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_budget_binds_every_replica_from_the_answer_on() {
+    let h = Harness::start(Backend::Sqlite).await.unwrap();
+    let alpha = bidder("alpha", 1.0, |_| {}).await;
+    let ledger = Ledger::connect(&h.bootstrap(), &h.kafka, &h.ledger)
+        .await
+        .unwrap();
+    let (stop_ledger, rx) = watch::channel(false);
+    let ledger_task = tokio::spawn(ledger.run(rx));
+    let a = shared_replica(&h, "a", &alpha).await;
+    let b = shared_replica(&h, "b", &alpha).await;
+    let set = admin(
+        &a,
+        "PUT",
+        "/v1/bidders/alpha/budget",
+        Some(&json!({"daily": 5.0})),
+    )
+    .await;
+    assert_eq!(set.status, 201, "{}", set.text());
+    assert_eq!(set.json()["currency"], "USD");
+    let (wins, charged) = spend_until_exhausted(&[&a.url(), &b.url()], "new", QUIET).await;
+    assert!(
+        charged <= 5_000_000,
+        "overspent: {charged} micros of 5.00 ({wins} wins)"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+    let store = h.store().await;
+    assert_eq!(
+        ledger_common::wait_for_debits(&store, wins, 30).await,
+        (wins, charged)
+    );
+    let day = rtb_exchange::ledger::store::utc_day(rtb_exchange::events::now_ms());
+    let s = store.budget_status("alpha", &day).await.unwrap().unwrap();
+    assert!(s.spent_today_micros <= 5_000_000, "{s:?}");
+    let _ = stop_ledger.send(true);
+    ledger_task.await.unwrap().unwrap();
+    store.close().await;
+}
+
+/// A budget kept in EUR does not pay for wins of USD auctions (there are no
+/// conversion rates): the bidder is not called, nothing is won; lowering
+/// and deleting work as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_in_another_currency_awards_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let alpha = bidder("alpha", 1.0, |_| {}).await;
+    let ex = embedded_exchange(dir.path(), &alpha, Arc::new(SystemClock)).await;
+    let bad = admin(
+        &ex,
+        "PUT",
+        "/v1/bidders/alpha/budget",
+        Some(&json!({"daily": 5.0, "currency": "euro"})),
+    )
+    .await;
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    assert_eq!(bad.json()["field"], "currency");
+    let set = admin(
+        &ex,
+        "PUT",
+        "/v1/bidders/alpha/budget",
+        Some(&json!({"daily": 5.0, "currency": "EUR"})),
+    )
+    .await;
+    assert_eq!(set.status, 201, "{}", set.text());
+    assert_eq!(
+        get_budget(&ex, "/v1/bidders/alpha/budget").await["currency"],
+        "EUR"
+    );
+    let before = alpha.stats().requests;
+    let (wins, _) = round(&ex.url(), "usd", 10).await;
+    assert_eq!(wins, 0, "a USD auction must not spend an EUR budget");
+    assert_eq!(alpha.stats().requests, before, "not called");
+    // In USD again: it wins.
+    let set = admin(
+        &ex,
+        "PUT",
+        "/v1/bidders/alpha/budget",
+        Some(&json!({"daily": 5.0})),
+    )
+    .await;
+    assert_eq!(set.status, 200, "{}", set.text());
+    let (wins, _) = spend_until_exhausted(&[&ex.url()], "usd-again", Duration::ZERO).await;
+    assert!(wins > 0);
+    ex.shutdown().await;
 }

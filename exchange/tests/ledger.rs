@@ -258,6 +258,136 @@ async fn poison(backend: Backend) {
     h.cleanup().await;
 }
 
+/// Reads `n` dead letters; returns their error headers.
+async fn dead_letter_errors(h: &Harness, n: usize) -> Vec<String> {
+    let dlq: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", h.bootstrap())
+        .set("group.id", "dlq-reader")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    dlq.subscribe(&[&h.kafka.dlq_topic]).unwrap();
+    let mut errors = Vec::new();
+    while errors.len() < n {
+        let m = tokio::time::timeout(Duration::from_secs(30), dlq.recv())
+            .await
+            .expect("a dead letter within 30 s")
+            .unwrap();
+        let error = m
+            .headers()
+            .and_then(|hs| hs.iter().find(|h| h.key == DLQ_ERROR_HEADER))
+            .and_then(|h| h.value)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .expect("error header");
+        errors.push(error);
+    }
+    errors
+}
+
+/// Poison amounts in one batch among good events: a win at 9e12 currency
+/// units (`at=1` pays the bid) breaks the amount rule, and a debit that
+/// overflows its account's spend in the database (PostgreSQL refuses
+/// `bigint out of range`; SQLite would store a REAL, its triggers refuse
+/// it) is isolated by splitting the batch. Both land in the DLQ with the
+/// reason, every good event is debited, and the ledger goes on.
+async fn poison_amounts(backend: Backend) {
+    let Some(h) = Harness::start(backend).await else {
+        return;
+    };
+    let store = h.store().await;
+    let ts = event(0).ts_ms;
+    let day = rtb_exchange::ledger::store::utc_day(ts);
+    let seed = "INSERT INTO account_spend (account, day, spent_micros) VALUES ('full', $1, $2)";
+    match &store {
+        Store::Postgres(p) => sqlx::query(seed)
+            .bind(&day)
+            .bind(i64::MAX - 5)
+            .execute(p)
+            .await
+            .map(|_| ()),
+        Store::Sqlite(p) => sqlx::query(seed)
+            .bind(&day)
+            .bind(i64::MAX - 5)
+            .execute(p)
+            .await
+            .map(|_| ()),
+    }
+    .unwrap();
+    let absurd = {
+        let mut e = event(1_000);
+        let w = e.imps[0].winner.as_mut().unwrap();
+        w.clearing_micros = rtb_proto::Micros(9_000_000_000_000 * 1_000_000);
+        w.bid_micros = w.clearing_micros;
+        e
+    };
+    let overflow = {
+        let mut e = event(1_001);
+        e.account = Some("full".into());
+        let w = e.imps[0].winner.as_mut().unwrap();
+        w.seat = "full".into();
+        w.account = "full".into();
+        w.cid = None;
+        w.clearing_micros = rtb_proto::Micros(1_000_000);
+        w.bid_micros = w.clearing_micros;
+        e
+    };
+    let events = EventSystem::start(&h.kafka, &h.ledger).await.unwrap();
+    let sink = events.sink();
+    for n in 0..30 {
+        sink.emit(event(n));
+    }
+    sink.emit(absurd);
+    for n in 30..60 {
+        sink.emit(event(n));
+    }
+    sink.emit(overflow);
+    for n in 60..90 {
+        sink.emit(event(n));
+    }
+    // All in Kafka before the ledger starts: they arrive in one batch.
+    let counters = events.counters().clone();
+    until(30, "events produced", || {
+        EventCounters::get(&counters.produced) >= 92
+    })
+    .await;
+    let ledger = start_ledger(&h).await;
+    assert_eq!(
+        wait_for_debits(&store, 90, 60).await,
+        (90, clearing_sum(0..90)),
+        "the good events are debited"
+    );
+    until(30, "two dead letters", || {
+        get(&ledger.stats.dead_letters) == 2
+    })
+    .await;
+    let errors = dead_letter_errors(&h, 2).await;
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("amount rule") && e.contains("clearing_micros")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("refused by the ledger database")),
+        "{errors:?}"
+    );
+    // The ledger goes on.
+    for n in 90..100 {
+        sink.emit(event(n));
+    }
+    assert_eq!(
+        wait_for_debits(&store, 100, 60).await,
+        (100, clearing_sum(0..100))
+    );
+    assert_eq!(get(&ledger.stats.dead_letters), 2);
+    ledger.stop().await;
+    events.shutdown().await;
+    store.close().await;
+    h.cleanup().await;
+}
+
 /// A spool left by a previous run is replayed when the pipeline starts.
 async fn restart_replays_spool(backend: Backend) {
     let Some(h) = Harness::start(backend).await else {
@@ -319,5 +449,6 @@ on_both_backends!(
     outage,
     killed_mid_batch,
     poison,
+    poison_amounts,
     restart_replays_spool
 );

@@ -68,6 +68,7 @@ async fn metrics_follow_the_ledger_and_pass_promtool() {
         cid: None,
         daily_micros: None,
         total_micros: Some(1_000_000_000),
+        currency: "USD".into(),
     };
     store.put_budget(&budget, 0).await.unwrap();
     let events = EventSystem::start(&cfg.kafka, &cfg.ledger).await.unwrap();

@@ -380,3 +380,138 @@ async fn registry_and_ledger_share_one_database_across_restarts() {
     }
     assert!(dir.path().join("shared.db").is_file());
 }
+
+/// `exchange serve` in `dir` (its working directory: the default state
+/// files go there) with the admin API; stderr (log at info) appended to
+/// `log`. Returns the child, its URL and its admin URL.
+fn serve_in(
+    dir: &std::path::Path,
+    config: &std::path::Path,
+    log: &std::path::Path,
+) -> (Child, String, String) {
+    let mut child = Command::new(EXCHANGE)
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("EXCHANGE_ADMIN_TOKEN", TOKEN)
+        .env("RUST_LOG", "info")
+        .env_remove("DATABASE_URL")
+        .env_remove("LEDGER_DATABASE_URL")
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .unwrap(),
+        )
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = |prefix: &str| {
+        let mut l = String::new();
+        out.read_line(&mut l).unwrap();
+        l.trim()
+            .strip_prefix(prefix)
+            .unwrap_or_else(|| panic!("unexpected line {l:?}"))
+            .to_owned()
+    };
+    let url = line("exchange listening on ");
+    let admin = line("admin listening on ");
+    (child, url, admin)
+}
+
+/// Auctions on `url` until `n` were won (budget leases are granted in the
+/// background, so the first ones may find the lease empty); returns the
+/// micros charged.
+async fn win(url: &str, tag: &str, n: usize) -> i64 {
+    let (mut wins, mut charged) = (0, 0);
+    for i in 0..600 {
+        if wins == n {
+            return charged;
+        }
+        let a = post_url(url, &request(&format!("{tag}-{i}"), 0.5, 300)).await;
+        if a.status == 200 {
+            for (_, bid) in winners(&a.json()) {
+                charged += rtb_proto::Micros::from_decimal(bid["price"].as_f64().unwrap())
+                    .unwrap()
+                    .0;
+                wins += 1;
+            }
+        } else {
+            assert_eq!(a.status, 204, "{}", a.text());
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    panic!("only {wins} of {n} wins");
+}
+
+/// The default embedded setup keeps the ledger (and budgets) in a file of
+/// the working directory while the mock cluster's log is in memory, so a
+/// restart starts a new log at offset 0. Two runs in one directory, each
+/// with 30 wins under a total budget: the ledger holds the debits of both
+/// runs (its spend is the sum of all 60 clearing prices), and each start
+/// names the database file by its absolute path in the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_on_the_default_state_files_loses_no_debit() {
+    let a = bidder("alpha", 3.0, |_| {}).await;
+    let (dir, path) = one_bidder_config(
+        "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n",
+        &a.url(),
+    );
+    let log = dir.path().join("exchange.log");
+    let mut charged = 0;
+    for run in 0..2 {
+        let (mut child, url, admin) = serve_in(dir.path(), &path, &log);
+        if run == 0 {
+            let set = admin_call(
+                "PUT",
+                &format!("{admin}/v1/bidders/alpha/budget"),
+                Some(&json!({"total": 1000})),
+                Some(TOKEN),
+            )
+            .await;
+            assert_eq!(set.status, 201, "{}", set.text());
+        }
+        charged += win(&url, &format!("run{run}"), 30).await;
+        sigterm(&child);
+        let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+            .await
+            .unwrap();
+        assert!(status.success(), "run {run}: {status:?}");
+    }
+    let db = std::fs::canonicalize(dir.path().join("data/ledger.sqlite")).unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.contains("ledger database") && l.contains(&*db.to_string_lossy()))
+            .count(),
+        // Each start opens it twice: the embedded ledger and the budgets.
+        4,
+        "the log names the database file by its absolute path:\n{text}"
+    );
+    let registry = std::fs::canonicalize(dir.path().join("exchange.db")).unwrap();
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.contains("registry database") && l.contains(&*registry.to_string_lossy()))
+            .count(),
+        2,
+        "the log names exchange.db by its absolute path:\n{text}"
+    );
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let spent: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(spent_micros), 0) FROM account_spend")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let debits: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM debits")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(debits, 60, "one debit per win of both runs");
+    assert_eq!(
+        spent, charged,
+        "the ledger's spend vs the clearing prices of both runs"
+    );
+}

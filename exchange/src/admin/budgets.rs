@@ -2,9 +2,13 @@
 //! and per campaign (`cid`), and where each stands today.
 //!
 //! Amounts are currency units in JSON (`{"daily": 250.0, "total": 10000}`),
-//! stored and reported as integer micros. A change reaches this replica's
-//! leases before the answer and the other replicas within
-//! `budget.reload_interval_ms`.
+//! stored and reported as integer micros, in the budget's `currency`
+//! (default `USD`). A new budget is known to this replica (with an empty
+//! lease) before it is written; a change revokes the account's outstanding
+//! leases in the database and on this replica at once. Other replicas learn
+//! it at their next reload: the answer waits
+//! [`Budgets::propagation`] (two reload intervals), so auctions started
+//! after the answer see it everywhere.
 
 use std::sync::Arc;
 
@@ -27,7 +31,7 @@ use crate::ledger::store::utc_day;
 /// A budget (`PUT .../budget`): absent or `null` means no limit of that kind.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"daily": 250.0, "total": 10000}))]
+#[schema(example = json!({"daily": 250.0, "total": 10000, "currency": "USD"}))]
 pub struct BudgetSpec {
     /// Most that may be spent per day (UTC), in currency units.
     #[schema(value_type = Option<f64>, minimum = 0, maximum = 9000000000000.0)]
@@ -37,6 +41,12 @@ pub struct BudgetSpec {
     #[schema(value_type = Option<f64>, minimum = 0, maximum = 9000000000000.0)]
     #[serde(default)]
     pub total: Option<Micros>,
+    /// The currency the budget is kept in (three capital letters, ISO
+    /// 4217); default `USD`. Auctions in another currency do not award the
+    /// bidder's wins (there are no conversion rates).
+    #[schema(example = "USD")]
+    #[serde(default)]
+    pub currency: Option<String>,
 }
 
 /// Whether wins can still be awarded from the budget.
@@ -73,6 +83,8 @@ pub struct BudgetView {
     /// Total limit in micros.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub total_micros: Option<i64>,
+    /// The currency of the limits and figures.
+    pub currency: String,
     /// The day the figures are for (UTC, `YYYY-MM-DD`).
     pub day: String,
     /// Debited today (a bidder's includes its campaigns').
@@ -100,6 +112,7 @@ impl From<BudgetStatus> for BudgetView {
             total: units(s.budget.total_micros),
             daily_micros: s.budget.daily_micros,
             total_micros: s.budget.total_micros,
+            currency: s.budget.currency,
             account: s.budget.account,
             bidder: s.budget.bidder,
             cid: s.budget.cid,
@@ -173,6 +186,17 @@ fn limit(field: &str, v: Option<Micros>) -> Result<Option<i64>, Failure> {
     }
 }
 
+fn check_currency(c: Option<String>) -> Result<String, Failure> {
+    match c {
+        None => Ok(crate::budget::DEFAULT_BUDGET_CURRENCY.to_owned()),
+        Some(c) if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) => Ok(c),
+        Some(_) => Err(bad(
+            "currency",
+            "currency: must be three capital letters (ISO 4217), e.g. \"USD\"",
+        )),
+    }
+}
+
 async fn put(s: &AdminState, bidder: String, cid: Option<String>, body: &[u8]) -> Response {
     let run = async {
         let b = budgets(s)?;
@@ -184,6 +208,7 @@ async fn put(s: &AdminState, bidder: String, cid: Option<String>, body: &[u8]) -
             account: account_key(&bidder, cid.as_deref()),
             daily_micros: limit("daily", spec.daily)?,
             total_micros: limit("total", spec.total)?,
+            currency: check_currency(spec.currency)?,
             bidder,
             cid,
         };
@@ -192,11 +217,25 @@ async fn put(s: &AdminState, bidder: String, cid: Option<String>, body: &[u8]) -
         }
         known_bidder(s, &row.bidder).await?;
         let now = b.clock().now_ms();
-        let created = b.store().put_budget(&row, now).await.map_err(db_error)?;
-        tracing::info!(account = %row.account, daily = ?row.daily_micros, total = ?row.total_micros, "admin: budget set");
+        // Known here before it is written: no auction on this replica awards
+        // the bidder anything unleased from now on.
+        b.expect(&row);
+        let written = b.store().put_budget(&row, now).await;
         if let Err(e) = b.reload().await {
             tracing::warn!(error = %e, "reload after a budget change failed; the refill task retries");
         }
+        b.settle(&row.account);
+        let created = match written {
+            Ok(c) => c,
+            Err(e) => {
+                // Not written: back to what the database holds.
+                let _ = b.reload().await;
+                return Err(db_error(e));
+            }
+        };
+        tracing::info!(account = %row.account, daily = ?row.daily_micros, total = ?row.total_micros, currency = %row.currency, "admin: budget set");
+        // The other replicas learn it at their next reload.
+        tokio::time::sleep(b.propagation()).await;
         let status = view(b, &row.account).await?;
         let code = if created {
             StatusCode::CREATED

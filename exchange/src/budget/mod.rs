@@ -6,8 +6,9 @@
 //! answered from memory under a per-account mutex held for a few
 //! instructions, never waiting on the database:
 //!
-//! - [`Budgets::blocked`]: the bidder's own lease is empty, so calling it
-//!   would be wasted (the auction skips it, seat-non-bid 501);
+//! - [`Budgets::blocked`]: the bidder's own lease is empty, or its budget
+//!   is kept in another currency than the auction's, so calling it would be
+//!   wasted (the auction skips it, seat-non-bid 501 with the reason);
 //! - [`Budgets::reserve`]: takes a winner's clearing price out of the
 //!   leases of the bidder and of its campaign; when they cannot pay it the
 //!   bid loses with loss reason 1000 (budget exhausted) and the auction
@@ -17,15 +18,25 @@
 //! lease runs dry (below `refill_below` of its last grant), gives back a
 //! piece too small for the bids the bidder makes (so small remainders do not
 //! strand budget across replicas), starts a fresh lease when the day changes
-//! (UTC), renews leases so they do not expire, and reloads the budget list.
-//! On shutdown every lease is cut back to what was awarded from it.
+//! (UTC); beside it, on their own schedule, leases are renewed so they do
+//! not expire and the budget list is reloaded. A lease is valid in memory
+//! until its database expiry less [`Budgets::safety_margin`]: past that
+//! nothing is awarded from it (the database may reclaim it), and it is
+//! given back and asked for again. On shutdown every lease is cut back to
+//! what was awarded from it.
 //!
-//! Accounts without a budget are not limited and cost one hash lookup.
+//! Accounts without a budget are not limited and cost one hash lookup. A
+//! budget created through this instance's admin API is known here (with an
+//! empty lease) before it is written, so no auction awards from it
+//! unleased; other instances learn it at their next reload (see
+//! [`Budgets::propagation`]). A changed or removed budget revokes the
+//! lease: it is cut back to what was awarded.
 
 pub mod clock;
 pub mod store;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -35,7 +46,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use store::{BudgetRow, BudgetStatus, Granted, LeaseRequest};
+pub use store::{BudgetRow, BudgetStatus, Granted, LeaseRequest, DEFAULT_BUDGET_CURRENCY};
 
 use crate::config::ConfigError;
 use crate::ledger::{store::utc_day, LedgerError, Store};
@@ -136,11 +147,30 @@ struct Lease {
     /// grant must cover it (else the lease stays empty and the bidder is
     /// not called).
     need: i64,
-    /// The last request got nothing: do not ask again before this (ms).
-    dry_until_ms: i64,
+    /// The last request got nothing: do not ask again before this. A real
+    /// duration (not the replaceable wall clock): a pause between retries.
+    dry_until: Option<tokio::time::Instant>,
+    /// Bumped when the budget changes: a grant asked for before the change
+    /// is not awarded from (it is given back).
+    generation: u64,
+    /// Nothing is awarded from the lease from this time (ms) on: the
+    /// database may reclaim it at `expires` (judged by the requests' clocks),
+    /// and this is the last grant's or renewal's `expires` less
+    /// [`safety_margin`](Budgets::safety_margin). Moved on by every grant
+    /// and renewal that finds the row alive.
+    valid_until_ms: i64,
 }
 
 impl Lease {
+    /// What can be awarded now: nothing once the lease's validity ended.
+    fn usable(&self, day: i64, now_ms: i64) -> i64 {
+        if now_ms >= self.valid_until_ms {
+            0
+        } else {
+            self.available(day)
+        }
+    }
+
     fn available(&self, day: i64) -> i64 {
         if self.day == Some(day) {
             self.granted - self.awarded
@@ -152,23 +182,50 @@ impl Lease {
     /// A bid of `price` did not fit: give the remainder back at the next
     /// refill and ask for at least `price`.
     fn missed(&mut self, day: i64, price: i64) {
-        self.release = self.day == Some(day) && self.granted > self.awarded;
+        // `|=`: a give-back already asked for (a revoked lease) stays asked.
+        self.release |= self.day == Some(day) && self.granted > self.awarded;
         self.need = self.need.max(price);
     }
 
-    /// Nothing worth calling the bidder for: empty, or less than a price
-    /// that already did not fit.
-    fn starved(&self, day: i64) -> bool {
-        let a = self.available(day);
+    /// Nothing worth calling the bidder for: empty (or no longer valid), or
+    /// less than a price that already did not fit.
+    fn starved(&self, day: i64, now_ms: i64) -> bool {
+        let a = self.usable(day, now_ms);
         a <= 0 || a < self.need
     }
+
+    /// The budget changed or went away: nothing more is awarded from what
+    /// is left; the next refill gives it back (recording what was awarded)
+    /// and asks again under the new limits.
+    fn revoke(&mut self) {
+        self.generation += 1;
+        if self.day.is_some() && self.granted > self.awarded {
+            self.granted = self.awarded;
+            self.release = true;
+        }
+        self.last_grant = 0;
+        self.need = 0;
+        self.dry_until = None;
+    }
+}
+
+/// Why [`Budgets::blocked`] turns a bidder away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Its lease is empty (or smaller than a price that did not fit).
+    Exhausted,
+    /// Its budget is kept in another currency than the auction's, and there
+    /// are no conversion rates.
+    Currency,
 }
 
 /// A budgeted account and this instance's lease on it.
 #[derive(Debug)]
 pub struct Account {
     row: BudgetRow,
-    lease: Mutex<Lease>,
+    /// Shared with the account's next version when its budget changes, so a
+    /// grant whose answer arrives during a reload lands in the live lease.
+    lease: Arc<Mutex<Lease>>,
 }
 
 impl Account {
@@ -181,6 +238,13 @@ impl Account {
     /// The account key.
     pub fn key(&self) -> &str {
         &self.row.account
+    }
+
+    fn new(row: BudgetRow) -> Arc<Self> {
+        Arc::new(Account {
+            row,
+            lease: Arc::default(),
+        })
     }
 }
 
@@ -207,10 +271,15 @@ pub struct Budgets {
     clock: Arc<dyn Clock>,
     cfg: BudgetConfig,
     seats: ArcSwap<HashMap<String, SeatAccounts>>,
+    /// Budgets this instance's admin API is writing: known (with an empty
+    /// lease) before the database has them, kept by reloads until settled.
+    pending: Mutex<HashMap<String, BudgetRow>>,
+    /// Serializes the writers of `seats` (reload and [`expect`](Self::expect)).
+    writer: Mutex<()>,
     wake: Notify,
     /// Winning bids this instance could not pay from its leases (loss
     /// reason 1000), for `/metrics`.
-    lost: std::sync::atomic::AtomicU64,
+    lost: AtomicU64,
 }
 
 impl Budgets {
@@ -228,8 +297,10 @@ impl Budgets {
             clock,
             cfg,
             seats: ArcSwap::from_pointee(HashMap::new()),
+            pending: Mutex::default(),
+            writer: Mutex::default(),
             wake: Notify::new(),
-            lost: std::sync::atomic::AtomicU64::new(0),
+            lost: AtomicU64::new(0),
         });
         b.reload().await?;
         b.refill_all(b.clock.now_ms()).await;
@@ -251,19 +322,22 @@ impl Budgets {
         &self.clock
     }
 
-    /// True when `seat` has a budget of its own and this instance's lease on
-    /// it is empty for `day`: the auction does not call it. Asks the refill
-    /// task for more.
-    pub fn blocked(&self, seat: &str, day: i64) -> bool {
+    /// Why the auction should not call `seat` for an auction on `day` in
+    /// `currency`, if it has a budget of its own: this instance's lease on it
+    /// is empty (the refill task is asked for more), or the budget is kept
+    /// in another currency. `None`: call it.
+    pub fn blocked(&self, seat: &str, day: i64, currency: &str) -> Option<Refusal> {
         let seats = self.seats.load();
-        let Some(own) = seats.get(seat).and_then(|s| s.own.as_ref()) else {
-            return false;
-        };
-        let empty = own.lease().starved(day);
+        let own = seats.get(seat).and_then(|s| s.own.as_ref())?;
+        if !own.row.currency.eq_ignore_ascii_case(currency) {
+            return Some(Refusal::Currency);
+        }
+        let empty = own.lease().starved(day, self.clock.now_ms());
         if empty {
             self.wake.notify_one();
+            return Some(Refusal::Exhausted);
         }
-        empty
+        None
     }
 
     /// Appends this instance's budget figures to a Prometheus text
@@ -301,30 +375,48 @@ impl Budgets {
         let _ = writeln!(
             out,
             "rtb_budget_lost_bids_total {}",
-            self.lost.load(std::sync::atomic::Ordering::Relaxed)
+            self.lost.load(Ordering::Relaxed)
         );
     }
 
-    /// Takes `amount` (a win's clearing price) out of the leases of `seat`
-    /// and of its campaign `cid`, whichever have a budget, for `day`: all or
-    /// nothing. False when they cannot pay it: the win is lost (counted) and
-    /// the refill task is asked to trade the remainder for a grant of at
-    /// least `amount`.
-    pub fn reserve(&self, seat: &str, cid: Option<&str>, amount: i64, day: i64) -> bool {
+    /// Takes `amount` (a win's clearing price, in `currency`) out of the
+    /// leases of `seat` and of its campaign `cid`, whichever have a budget,
+    /// for `day`: all or nothing. False when they cannot pay it: the win is
+    /// lost (counted) and the refill task is asked to trade the remainder for
+    /// a grant of at least `amount`. False too when a budget is kept in
+    /// another currency (no conversion rates), leaving the leases as they are.
+    pub fn reserve(
+        &self,
+        seat: &str,
+        cid: Option<&str>,
+        amount: i64,
+        day: i64,
+        currency: &str,
+    ) -> bool {
         let seats = self.seats.load();
         let Some(s) = seats.get(seat) else {
             return true;
         };
+        let accounts = s.for_bid(cid);
+        if accounts
+            .iter()
+            .flatten()
+            .any(|a| !a.row.currency.eq_ignore_ascii_case(currency))
+        {
+            self.lost.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        let now = self.clock.now_ms();
         // Lock order: bidder, then campaign (for_bid's order), everywhere.
-        let mut guards = s.for_bid(cid).map(|a| a.map(|a| a.lease()));
-        if guards.iter().flatten().any(|l| l.available(day) < amount) {
+        let mut guards = accounts.map(|a| a.map(|a| a.lease()));
+        if guards.iter().flatten().any(|l| l.usable(day, now) < amount) {
             for l in guards.iter_mut().flatten() {
-                if l.available(day) < amount {
+                if l.usable(day, now) < amount {
                     l.missed(day, amount);
                 }
             }
             drop(guards);
-            self.lost.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.lost.fetch_add(1, Ordering::Relaxed);
             self.wake.notify_one();
             return false;
         }
@@ -341,9 +433,27 @@ impl Budgets {
     }
 
     /// Makes this instance see budget changes now (the admin API calls it
-    /// after a change, like the registry's reload).
+    /// after a change, like the registry's reload). A budget whose limits or
+    /// currency changed keeps its lease, revoked: cut back to what was
+    /// awarded, given back and asked for again under the new limits. A
+    /// removed budget's lease is dropped (the admin API cuts its rows back).
     pub async fn reload(&self) -> Result<(), LedgerError> {
         let rows = self.store.budgets().await?;
+        self.install(rows);
+        Ok(())
+    }
+
+    /// Swaps in the budgets `rows` plus the pending ones (see `expect`).
+    fn install(&self, mut rows: Vec<BudgetRow>) {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        {
+            let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            for (account, row) in pending.iter() {
+                if !rows.iter().any(|r| &r.account == account) {
+                    rows.push(row.clone());
+                }
+            }
+        }
         let old = self.seats.load_full();
         let find = |row: &BudgetRow| -> Option<Arc<Account>> {
             let s = old.get(&row.bidder)?;
@@ -354,20 +464,18 @@ impl Budgets {
         };
         let mut seats: HashMap<String, SeatAccounts> = HashMap::new();
         for row in rows {
-            // Keep the lease of an account whose limits changed.
             let account = match find(&row) {
                 Some(a) if a.row == row => a,
                 Some(a) => {
-                    let lease = std::mem::take(&mut *a.lease());
+                    // The same lease (a grant in flight lands in it), revoked.
+                    a.lease().revoke();
+                    tracing::info!(account = %row.account, "budget changed: lease cut back to what was awarded");
                     Arc::new(Account {
                         row: row.clone(),
-                        lease: Mutex::new(lease),
+                        lease: a.lease.clone(),
                     })
                 }
-                None => Arc::new(Account {
-                    row: row.clone(),
-                    lease: Mutex::new(Lease::default()),
-                }),
+                None => Account::new(row.clone()),
             };
             let seat = seats.entry(row.bidder.clone()).or_default();
             match &row.cid {
@@ -377,8 +485,57 @@ impl Budgets {
                 }
             }
         }
+        // Removed budgets: nothing more is awarded from their leases.
+        for s in old.values() {
+            for a in s.own.iter().chain(s.campaigns.values()) {
+                let kept = seats.get(&a.row.bidder).is_some_and(|n| match &a.row.cid {
+                    None => n.own.is_some(),
+                    Some(c) => n.campaigns.contains_key(c),
+                });
+                if !kept {
+                    a.lease().revoke();
+                }
+            }
+        }
         self.seats.store(Arc::new(seats));
-        Ok(())
+    }
+
+    /// Makes `row` known to this instance at once, with an empty lease,
+    /// before the admin API writes it: from now on no auction here awards
+    /// the bidder anything until a lease is granted. Kept across reloads
+    /// until [`settle`](Self::settle).
+    pub fn expect(&self, row: &BudgetRow) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(row.account.clone(), row.clone());
+        let mut rows: Vec<BudgetRow> = self.accounts().iter().map(|a| a.row.clone()).collect();
+        rows.retain(|r| r.account != row.account);
+        rows.push(row.clone());
+        self.install(rows);
+        self.wake.notify_one();
+    }
+
+    /// The admin API is done with `account` (written or not): reloads go by
+    /// the database alone again.
+    pub fn settle(&self, account: &str) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(account);
+        // A request made before the write found no budget: ask again now.
+        if let Some(a) = self.accounts().iter().find(|a| a.key() == account) {
+            a.lease().dry_until = None;
+        }
+        self.wake.notify_one();
+    }
+
+    /// How long a budget change takes to reach every replica: each reloads
+    /// every `reload_interval_ms`, between two refill passes. The admin API
+    /// waits this long before it answers, so auctions started after the
+    /// answer see the change on every replica that reloads on time.
+    pub fn propagation(&self) -> Duration {
+        Duration::from_millis(2 * self.cfg.reload_interval_ms + 3 * self.cfg.refill_interval_ms)
     }
 
     fn accounts(&self) -> Vec<Arc<Account>> {
@@ -410,13 +567,22 @@ impl Budgets {
                 }
                 *l = Lease {
                     day: Some(day),
+                    generation: l.generation,
                     ..Lease::default()
                 };
+            }
+            if now_ms >= l.valid_until_ms && l.granted > l.awarded {
+                // Its validity ended (renewals late: database stalled, long
+                // pass): the database may have reclaimed the rest already.
+                // Give it back with the exact figure and ask again.
+                l.granted = l.awarded;
+                l.release = true;
             }
             let available = l.granted - l.awarded;
             let low = available as f64 <= l.last_grant as f64 * self.cfg.refill_below;
             let wanted = l.release || low || l.last_grant == 0 || l.need > available;
-            let ask = if !wanted || (now_ms < l.dry_until_ms && !l.release) {
+            let dry = l.dry_until.is_some_and(|t| tokio::time::Instant::now() < t);
+            let ask = if !wanted || (dry && !l.release) {
                 None
             } else {
                 let release = std::mem::take(&mut l.release);
@@ -424,14 +590,14 @@ impl Budgets {
                     // Nothing more is awarded from the remainder given back.
                     l.granted = l.awarded;
                 }
-                Some((release, l.awarded, l.need))
+                Some((release, l.awarded, l.need, l.generation))
             };
             (ended, ask)
         };
         if let Some((old, old_awarded)) = ended {
             self.end_day(account, old, old_awarded).await?;
         }
-        let Some((release, awarded, need)) = ask else {
+        let Some((release, awarded, need, generation)) = ask else {
             return Ok(());
         };
         let day_text = utc_day(now_ms);
@@ -447,23 +613,49 @@ impl Budgets {
             fraction: self.cfg.lease_fraction,
             ttl_ms: self.cfg.lease_ttl_ms as i64,
         };
-        let granted = self.store.grant(&req).await?;
+        let granted = match tokio::time::timeout(self.call_timeout(), self.store.grant(&req)).await
+        {
+            Ok(g) => g?,
+            Err(_) => {
+                // Dropped: rolled back, or committed with the answer lost
+                // (then stranded until it expires, never overspent).
+                tracing::warn!(account = %account.key(), "budget lease grant timed out");
+                return Ok(());
+            }
+        };
         tracing::debug!(account = %account.key(), release, need, awarded, ?granted, "budget lease request");
         let mut l = account.lease();
         if l.day != Some(day) {
             return Ok(()); // The day turned meanwhile; the next pass starts over.
         }
+        if granted.is_some() {
+            // The row's expiry is now_ms + ttl (judged by this clock).
+            l.valid_until_ms = l.valid_until_ms.max(self.valid_until(now_ms));
+        }
+        if l.generation != generation {
+            // The budget changed while the grant was made, perhaps under the
+            // old limits: award nothing from it, give it back next pass
+            // (that records what was awarded) and ask again.
+            if granted.is_some_and(|g| g.amount > 0) {
+                l.release = true;
+            }
+            return Ok(());
+        }
         match granted {
             Some(g) if g.amount > 0 => {
                 l.granted += g.amount;
                 l.last_grant = g.amount;
-                l.dry_until_ms = 0;
+                l.dry_until = None;
                 l.need = 0;
             }
             // Nothing free (or the budget was removed): ask again later, not
-            // on every pass.
+            // on every pass. A price that did not fit is forgotten: the next
+            // request asks for an ordinary grant, so a bidder whose one big
+            // bid did not fit is called again for the bids that do (else it
+            // would be turned away for the rest of the day).
             _ => {
-                l.dry_until_ms = now_ms + DRY_RETRY.as_millis() as i64;
+                l.dry_until = Some(tokio::time::Instant::now() + DRY_RETRY);
+                l.need = 0;
                 if l.last_grant == 0 {
                     l.last_grant = 1;
                 }
@@ -480,7 +672,9 @@ impl Budgets {
             .await
     }
 
-    /// Extends every lease and records what was awarded from it.
+    /// Extends every lease that is still alive and records what was awarded
+    /// from it; a lease found expired (the database may have reclaimed it)
+    /// is given back at the next refill and asked for again.
     async fn renew_all(&self, now_ms: i64) {
         let expires = now_ms + self.cfg.lease_ttl_ms as i64;
         for account in self.accounts() {
@@ -492,46 +686,116 @@ impl Budgets {
                 }
             };
             let text = utc_day(day * DAY_MS);
-            if let Err(e) = self
-                .store
-                .renew(account.key(), &self.instance, &text, expires, awarded)
-                .await
-            {
-                tracing::warn!(account = %account.key(), error = %e, "budget lease renewal failed");
+            let renew = self.store.renew_live(
+                account.key(),
+                &self.instance,
+                &text,
+                now_ms,
+                expires,
+                awarded,
+            );
+            match tokio::time::timeout(self.call_timeout(), renew).await {
+                Ok(Ok(true)) => {
+                    let mut l = account.lease();
+                    if l.day == Some(day) {
+                        l.valid_until_ms = l.valid_until_ms.max(self.valid_until(now_ms));
+                    }
+                }
+                Ok(Ok(false)) => {
+                    let mut l = account.lease();
+                    if l.day == Some(day) && l.granted > l.awarded {
+                        tracing::warn!(account = %account.key(), "budget lease found expired; giving it back");
+                        l.granted = l.awarded;
+                        l.release = true;
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(account = %account.key(), error = %e, "budget lease renewal failed")
+                }
+                Err(_) => {
+                    tracing::warn!(account = %account.key(), "budget lease renewal timed out")
+                }
             }
         }
+    }
+
+    /// How long before the database may reclaim a lease this instance
+    /// stops awarding from it: a third of `lease_ttl_ms` (5 s by default),
+    /// for clock skew between replicas and the time a request takes.
+    /// Renewals run every third of the TTL, so a lease renewed on time never
+    /// lapses.
+    pub fn safety_margin(&self) -> Duration {
+        Duration::from_millis(self.cfg.lease_ttl_ms / 3)
+    }
+
+    fn valid_until(&self, asked_ms: i64) -> i64 {
+        asked_ms + self.cfg.lease_ttl_ms as i64 - self.safety_margin().as_millis() as i64
+    }
+
+    /// The longest one grant or renewal may take: past it the lease would
+    /// lapse anyway, so the pass goes on with the next account.
+    fn call_timeout(&self) -> Duration {
+        self.safety_margin()
     }
 
     /// Runs the refill loop until `stop`; then records what was awarded and
     /// gives back the rest of every lease.
     pub fn spawn_refill(self: &Arc<Self>, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
         let me = self.clone();
+        // Reloads and renewals run on their own schedule, beside the refill
+        // passes: a long pass (many accounts, a stalled database, midnight)
+        // delays neither, so leases renewed on time never lapse and budget
+        // changes arrive within their interval.
+        let keeper = {
+            let me = self.clone();
+            let mut stop = stop.clone();
+            tokio::spawn(async move {
+                let reload_every = Duration::from_millis(me.cfg.reload_interval_ms);
+                let renew_every = Duration::from_millis(me.cfg.lease_ttl_ms / 3);
+                let start = tokio::time::Instant::now();
+                let mut reload = tokio::time::interval_at(start + reload_every, reload_every);
+                let mut renew = tokio::time::interval_at(start + renew_every, renew_every);
+                reload.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = stop.changed() => break,
+                        _ = reload.tick() => {
+                            if let Err(e) = me.reload().await {
+                                tracing::warn!(error = %e, "budget reload failed");
+                            }
+                        }
+                        _ = renew.tick() => me.renew_all(me.clock.now_ms()).await,
+                    }
+                }
+            })
+        };
         tokio::spawn(async move {
             let every = Duration::from_millis(me.cfg.refill_interval_ms);
-            let reload_every = Duration::from_millis(me.cfg.reload_interval_ms);
-            let renew_every = Duration::from_millis(me.cfg.lease_ttl_ms / 3);
-            let mut last_reload = tokio::time::Instant::now();
-            let mut last_renew = tokio::time::Instant::now();
             loop {
                 tokio::select! {
                     _ = stop.changed() => break,
                     () = me.wake.notified() => {}
                     () = tokio::time::sleep(every) => {}
                 }
-                if last_reload.elapsed() >= reload_every {
-                    last_reload = tokio::time::Instant::now();
-                    if let Err(e) = me.reload().await {
-                        tracing::warn!(error = %e, "budget reload failed");
+                me.refill_all(me.clock.now_ms()).await;
+            }
+            let _ = keeper.await;
+            // Each lease cut back to exactly what was awarded from it (a
+            // renewal would not touch a row that expired meanwhile), then
+            // whatever else this instance still holds.
+            for account in me.accounts() {
+                let (day, awarded) = {
+                    let l = account.lease();
+                    match l.day {
+                        Some(d) => (d, l.awarded),
+                        None => continue,
                     }
-                }
-                let now = me.clock.now_ms();
-                me.refill_all(now).await;
-                if last_renew.elapsed() >= renew_every {
-                    last_renew = tokio::time::Instant::now();
-                    me.renew_all(now).await;
+                };
+                if let Err(e) = me.end_day(&account, day, awarded).await {
+                    tracing::warn!(account = %account.key(), error = %e, "could not give back a budget lease; it expires");
                 }
             }
-            me.renew_all(me.clock.now_ms()).await;
             if let Err(e) = me.store.release_instance(&me.instance).await {
                 tracing::warn!(error = %e, "could not give back budget leases; they expire");
             }

@@ -33,7 +33,13 @@ pub struct BudgetRow {
     pub daily_micros: Option<i64>,
     /// Most that may be spent in total.
     pub total_micros: Option<i64>,
+    /// The currency the budget is kept in (ISO 4217, `USD` by default):
+    /// wins in another currency are not awarded from it.
+    pub currency: String,
 }
+
+/// The currency of a budget that names none.
+pub const DEFAULT_BUDGET_CURRENCY: &str = "USD";
 
 /// Where an account stands on `day`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,15 +104,23 @@ pub struct Granted {
 }
 
 const LOCK_ACCOUNT: &str = "UPDATE budget_accounts SET lock_seq = lock_seq + 1 WHERE account = $1";
-const SELECT_BUDGET: &str =
-    "SELECT account, bidder, cid, daily_micros, total_micros FROM budget_accounts WHERE account = $1";
-const SELECT_BUDGETS: &str =
-    "SELECT account, bidder, cid, daily_micros, total_micros FROM budget_accounts ORDER BY account";
+const SELECT_BUDGET: &str = "SELECT account, bidder, cid, daily_micros, total_micros, currency
+    FROM budget_accounts WHERE account = $1";
+const SELECT_BUDGETS: &str = "SELECT account, bidder, cid, daily_micros, total_micros, currency
+    FROM budget_accounts ORDER BY account";
 const INSERT_BUDGET: &str = "INSERT INTO budget_accounts
-    (account, bidder, cid, daily_micros, total_micros, updated_ms) VALUES ($1, $2, $3, $4, $5, $6)
+    (account, bidder, cid, daily_micros, total_micros, updated_ms, currency)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)
     ON CONFLICT (account) DO NOTHING";
 const UPDATE_BUDGET: &str = "UPDATE budget_accounts
-    SET daily_micros = $2, total_micros = $3, updated_ms = $4 WHERE account = $1";
+    SET daily_micros = $2, total_micros = $3, updated_ms = $4, currency = $5, lock_seq = lock_seq + 1
+    WHERE account = $1";
+/// A changed or removed budget revokes what is outstanding: every lease of
+/// the account is cut back to what its instance reported awarding (or what
+/// was debited, if more). Instances cut their own in memory at their reload.
+const REVOKE_ACCOUNT: &str = "UPDATE budget_leases SET granted_micros =
+    CASE WHEN awarded_micros > debited_micros THEN awarded_micros ELSE debited_micros END
+    WHERE account = $1 AND granted_micros > awarded_micros AND granted_micros > debited_micros";
 const DELETE_BUDGET: &str = "DELETE FROM budget_accounts WHERE account = $1";
 /// Leases nobody renews go back to the account, less what was awarded.
 const EXPIRE_LEASES: &str = "UPDATE budget_leases SET granted_micros =
@@ -122,31 +136,44 @@ const UPSERT_LEASE: &str = "INSERT INTO budget_leases
     ON CONFLICT (account, instance, day) DO UPDATE SET
     granted_micros = budget_leases.granted_micros + excluded.granted_micros,
     awarded_micros = excluded.awarded_micros, expires_ms = excluded.expires_ms";
-const RENEW_LEASE: &str = "UPDATE budget_leases SET expires_ms = $4, awarded_micros = $5
+const RENEW_LEASE: &str = "UPDATE budget_leases SET expires_ms = $4, awarded_micros = $5,
+    granted_micros = CASE WHEN granted_micros > $5 THEN granted_micros ELSE $5 END
+    WHERE account = $1 AND instance = $2 AND day = $3";
+const RENEW_LIVE_LEASE: &str = "UPDATE budget_leases SET expires_ms = $4, awarded_micros = $5,
+    granted_micros = CASE WHEN granted_micros > $5 THEN granted_micros ELSE $5 END
+    WHERE account = $1 AND instance = $2 AND day = $3 AND expires_ms >= $6";
+/// What an instance reports awarding is outstanding until debited, even
+/// where its lease row was cut back meanwhile (revoked, expired) with an
+/// older figure: the grant counts it before computing what is free.
+const RECORD_AWARDED: &str = "UPDATE budget_leases SET awarded_micros = $4,
+    granted_micros = CASE WHEN granted_micros > $4 THEN granted_micros ELSE $4 END
     WHERE account = $1 AND instance = $2 AND day = $3";
 /// Everything an instance holds, cut back to what it awarded (it stops).
 const RELEASE_INSTANCE: &str = "UPDATE budget_leases SET granted_micros =
     CASE WHEN awarded_micros > debited_micros THEN awarded_micros ELSE debited_micros END
     WHERE instance = $1";
-const OUTSTANDING: &str = "SELECT
-    CAST(COALESCE(SUM(CASE WHEN granted_micros > debited_micros
-        THEN granted_micros - debited_micros ELSE 0 END), 0) AS BIGINT),
-    CAST(COALESCE(SUM(CASE WHEN day = $2 AND granted_micros > debited_micros
-        THEN granted_micros - debited_micros ELSE 0 END), 0) AS BIGINT)
-    FROM budget_leases WHERE account = $1";
-/// A campaign's spend is its own account's.
-const SPENT_CAMPAIGN: &str = "SELECT
-    CAST(COALESCE(SUM(spent_micros), 0) AS BIGINT),
-    CAST(COALESCE(SUM(CASE WHEN day = $2 THEN spent_micros ELSE 0 END), 0) AS BIGINT)
-    FROM account_spend WHERE account = $1";
-/// A bidder's spend includes its campaigns' (`seat/...` accounts). `substr`,
-/// not `LIKE`: seat names may contain `_`, a `LIKE` wildcard.
-const SPENT_BIDDER: &str = "SELECT
-    CAST(COALESCE(SUM(spent_micros), 0) AS BIGINT),
-    CAST(COALESCE(SUM(CASE WHEN day = $2 THEN spent_micros ELSE 0 END), 0) AS BIGINT)
-    FROM account_spend WHERE account = $1 OR substr(account, 1, $3) = $4";
+/// Where an account stands, in ONE statement so that PostgreSQL reads one
+/// snapshot under READ COMMITTED: a ledger batch that moves a debit from
+/// outstanding to spent between two statements would otherwise be seen in
+/// neither, overstating what is free. Spend: a campaign's is its own
+/// account's; a bidder's includes its campaigns' (`seat/...` accounts, `$3`
+/// is the prefix length, 0 for a campaign). `substr`, not `LIKE`: seat
+/// names may contain `_`, a `LIKE` wildcard. Outstanding: granted minus
+/// debited, per lease row. Columns: spent total, spent on day `$2`,
+/// outstanding total, outstanding on day `$2`.
+const STANDING: &str = "SELECT
+    CAST(COALESCE((SELECT SUM(spent_micros) FROM account_spend
+        WHERE account = $1 OR ($3 > 0 AND substr(account, 1, $3) = $4)), 0) AS BIGINT),
+    CAST(COALESCE((SELECT SUM(spent_micros) FROM account_spend
+        WHERE day = $2 AND (account = $1 OR ($3 > 0 AND substr(account, 1, $3) = $4))), 0) AS BIGINT),
+    CAST(COALESCE((SELECT SUM(CASE WHEN granted_micros > debited_micros
+        THEN granted_micros - debited_micros ELSE 0 END)
+        FROM budget_leases WHERE account = $1), 0) AS BIGINT),
+    CAST(COALESCE((SELECT SUM(CASE WHEN granted_micros > debited_micros
+        THEN granted_micros - debited_micros ELSE 0 END)
+        FROM budget_leases WHERE account = $1 AND day = $2), 0) AS BIGINT)";
 
-/// Reads a budget row from `SELECT account, bidder, cid, daily, total` (a
+/// Reads a budget row from `SELECT account, bidder, cid, daily, total, currency` (a
 /// macro: the row types of the two backends differ).
 macro_rules! budget_row {
     ($r:expr) => {
@@ -156,35 +183,32 @@ macro_rules! budget_row {
             cid: $r.try_get(2)?,
             daily_micros: $r.try_get(3)?,
             total_micros: $r.try_get(4)?,
+            currency: $r.try_get(5)?,
         }
     };
 }
 
-/// Runs the spend query of a budget's account on `$exec`: `(total, today)`.
-/// A macro for the same reason as [`budget_row`].
-macro_rules! spent {
+/// Runs [`STANDING`] for a budget's account on `$exec`:
+/// `((spent total, today), (outstanding total, today))`. A macro for the
+/// same reason as [`budget_row`].
+macro_rules! standing {
     ($b:expr, $day:expr, $exec:expr) => {{
         let b: &BudgetRow = $b;
-        let r = match &b.cid {
-            Some(_) => {
-                sqlx::query(SPENT_CAMPAIGN)
-                    .bind(&b.account)
-                    .bind($day)
-                    .fetch_one($exec)
-                    .await?
-            }
-            None => {
-                let prefix = format!("{}/", b.bidder);
-                sqlx::query(SPENT_BIDDER)
-                    .bind(&b.account)
-                    .bind($day)
-                    .bind(prefix.len() as i32)
-                    .bind(prefix)
-                    .fetch_one($exec)
-                    .await?
-            }
+        let prefix = match &b.cid {
+            Some(_) => String::new(),
+            None => format!("{}/", b.bidder),
         };
-        (r.try_get::<i64, _>(0)?, r.try_get::<i64, _>(1)?)
+        let r = sqlx::query(STANDING)
+            .bind(&b.account)
+            .bind($day)
+            .bind(prefix.len() as i32)
+            .bind(prefix)
+            .fetch_one($exec)
+            .await?;
+        (
+            (r.try_get::<i64, _>(0)?, r.try_get::<i64, _>(1)?),
+            (r.try_get::<i64, _>(2)?, r.try_get::<i64, _>(3)?),
+        )
     }};
 }
 
@@ -209,6 +233,9 @@ fn grant_size(free: i64, min_micros: i64, fraction: f64) -> i64 {
 
 impl Store {
     /// Creates or replaces an account's budget; true when it was created.
+    /// Changing it revokes the account's outstanding leases (cut back to
+    /// what was awarded), in the same transaction: grants after it follow
+    /// the new limits. The same budget again changes nothing.
     pub async fn put_budget(&self, b: &BudgetRow, now_ms: i64) -> Result<bool, LedgerError> {
         on_pool!(self, pool => {
             // Writes only: a SQLite read that later upgrades to a write can
@@ -221,29 +248,48 @@ impl Store {
                 .bind(b.daily_micros)
                 .bind(b.total_micros)
                 .bind(now_ms)
+                .bind(&b.currency)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected()
                 > 0;
             if !inserted {
-                sqlx::query(UPDATE_BUDGET)
+                // The insert above took the write lock: reading is safe now.
+                let old = sqlx::query(SELECT_BUDGET)
                     .bind(&b.account)
-                    .bind(b.daily_micros)
-                    .bind(b.total_micros)
-                    .bind(now_ms)
-                    .execute(&mut *tx)
+                    .fetch_optional(&mut *tx)
                     .await?;
+                let old = match old {
+                    Some(r) => Some(budget_row!(r)),
+                    None => None,
+                };
+                if old.as_ref() != Some(b) {
+                    sqlx::query(UPDATE_BUDGET)
+                        .bind(&b.account)
+                        .bind(b.daily_micros)
+                        .bind(b.total_micros)
+                        .bind(now_ms)
+                        .bind(&b.currency)
+                        .execute(&mut *tx)
+                        .await?;
+                    // Only a change revokes: instances revoke in memory
+                    // exactly when they see the row change.
+                    sqlx::query(REVOKE_ACCOUNT).bind(&b.account).execute(&mut *tx).await?;
+                }
             }
             tx.commit().await?;
             Ok(inserted)
         })
     }
 
-    /// Removes an account's budget (its spend and leases stay on record);
-    /// true when there was one.
+    /// Removes an account's budget (its spend and leases stay on record,
+    /// the leases cut back to what was awarded); true when there was one.
     pub async fn delete_budget(&self, account: &str) -> Result<bool, LedgerError> {
         on_pool!(self, pool => {
-            let n = sqlx::query(DELETE_BUDGET).bind(account).execute(pool).await?;
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query(DELETE_BUDGET).bind(account).execute(&mut *tx).await?;
+            sqlx::query(REVOKE_ACCOUNT).bind(account).execute(&mut *tx).await?;
+            tx.commit().await?;
             Ok(n.rows_affected() > 0)
         })
     }
@@ -277,13 +323,7 @@ impl Store {
                 return Ok(None);
             };
             let budget = budget_row!(row);
-            let spent = spent!(&budget, day, &mut *conn);
-            let out = sqlx::query(OUTSTANDING)
-                .bind(account)
-                .bind(day)
-                .fetch_one(&mut *conn)
-                .await?;
-            let out = (out.try_get::<i64, _>(0)?, out.try_get::<i64, _>(1)?);
+            let (spent, out) = standing!(&budget, day, &mut *conn);
             let remaining = free(&budget, spent, out);
             Ok(Some(BudgetStatus {
                 budget,
@@ -320,6 +360,13 @@ impl Store {
                 .bind(req.now_ms)
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query(RECORD_AWARDED)
+                .bind(req.account)
+                .bind(req.instance)
+                .bind(req.day)
+                .bind(req.awarded_micros)
+                .execute(&mut *tx)
+                .await?;
             if req.release {
                 sqlx::query(RELEASE_LEASE)
                     .bind(req.account)
@@ -329,13 +376,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            let spent = spent!(&budget, req.day, &mut *tx);
-            let out = sqlx::query(OUTSTANDING)
-                .bind(req.account)
-                .bind(req.day)
-                .fetch_one(&mut *tx)
-                .await?;
-            let out = (out.try_get::<i64, _>(0)?, out.try_get::<i64, _>(1)?);
+            let (spent, out) = standing!(&budget, req.day, &mut *tx);
             let free = free(&budget, spent, out);
             let amount = if free < req.need_micros {
                 0
@@ -381,6 +422,32 @@ impl Store {
         })
     }
 
+    /// [`renew`](Self::renew), only while the lease has not expired at
+    /// `now_ms` (an expired one may have been reclaimed by a grant): true
+    /// when it was renewed.
+    pub async fn renew_live(
+        &self,
+        account: &str,
+        instance: &str,
+        day: &str,
+        now_ms: i64,
+        expires_ms: i64,
+        awarded_micros: i64,
+    ) -> Result<bool, LedgerError> {
+        on_pool!(self, pool => {
+            let n = sqlx::query(RENEW_LIVE_LEASE)
+                .bind(account)
+                .bind(instance)
+                .bind(day)
+                .bind(expires_ms)
+                .bind(awarded_micros)
+                .bind(now_ms)
+                .execute(pool)
+                .await?;
+            Ok(n.rows_affected() > 0)
+        })
+    }
+
     /// Cuts one lease back to what was awarded from it (a day that ended).
     pub async fn release(
         &self,
@@ -422,6 +489,7 @@ mod tests {
             cid: None,
             daily_micros: daily,
             total_micros: total,
+            currency: DEFAULT_BUDGET_CURRENCY.into(),
         }
     }
 

@@ -3,7 +3,11 @@
 //!
 //! The mock cluster is not `Send`, so it lives on a thread of its own that
 //! owns it from creation to drop; this handle talks to that thread over a
-//! channel. Its data lives in memory and goes away with the process.
+//! channel. Its data lives in memory and goes away with the process: every
+//! start is a new log that begins at offset 0 again, so each start gets a
+//! random [`log_epoch`](EmbeddedKafka::log_epoch) and the ledger keeps its
+//! stored offsets per epoch (offsets of an earlier run would skip the new
+//! run's events).
 
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -24,6 +28,7 @@ enum Command {
 #[derive(Debug)]
 pub struct EmbeddedKafka {
     bootstrap: String,
+    epoch: String,
     commands: Option<mpsc::Sender<Command>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -71,9 +76,12 @@ impl EmbeddedKafka {
             .recv()
             .map_err(|_| EventsError::Embedded("mock cluster thread ended".into()))?
             .map_err(EventsError::Embedded)?;
-        tracing::info!(%bootstrap, "embedded kafka (mock cluster) started");
+        // 128 random bits: two starts never share an epoch.
+        let epoch = format!("mock-{:032x}", rand::random::<u128>());
+        tracing::info!(%bootstrap, %epoch, "embedded kafka (mock cluster, in memory) started");
         Ok(Self {
             bootstrap,
+            epoch,
             commands: Some(commands),
             thread: Some(thread),
         })
@@ -82,6 +90,11 @@ impl EmbeddedKafka {
     /// Bootstrap servers of the mock cluster.
     pub fn bootstrap(&self) -> &str {
         &self.bootstrap
+    }
+
+    /// This start's identity: the ledger scopes its stored offsets to it.
+    pub fn log_epoch(&self) -> &str {
+        &self.epoch
     }
 
     /// Ids of the cluster's brokers.

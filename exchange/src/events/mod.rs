@@ -223,7 +223,10 @@ impl EventSystem {
             (None, None) => unreachable!("embedded is started when brokers are absent"),
         };
         let ledger_task = if ledger.runs_embedded(kafka) {
-            let l = Ledger::connect(&bootstrap, kafka, ledger).await?;
+            // The mock cluster's log is new at every start: offsets stored by
+            // an earlier run belong to another log (epoch) and are ignored.
+            let epoch = embedded.as_ref().map_or("", EmbeddedKafka::log_epoch);
+            let l = Ledger::connect_at(&bootstrap, kafka, ledger, epoch).await?;
             let stats = l.stats().clone();
             let (stop_tx, stop_rx) = watch::channel(false);
             let task = tokio::spawn(async move {

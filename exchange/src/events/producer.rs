@@ -273,42 +273,47 @@ async fn append(t: &mut SpoolTask, items: &mut Vec<SpoolItem>) {
         .store(t.pending(), Ordering::Relaxed);
 }
 
-/// Sends the spool's events, oldest first, and keeps only those Kafka did not take.
+/// Sends the spool's events, oldest first, and keeps only those Kafka did
+/// not take. Streams: one chunk of `REPLAY_CHUNK` events is in memory at a
+/// time, and the unsent rest is copied frame by frame into the new file.
 async fn replay(t: &mut SpoolTask) {
-    let all = match blocking(&mut t.spool, |s| s.read_all()).await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(path = %t.path.display(), error = %e, "cannot read the spool");
-            return;
-        }
-    };
-    let total = all.len();
-    let mut rest = all.into_iter();
-    let mut remaining = Vec::new();
+    let mut from = 0u64;
     let mut replayed = 0;
+    // What Kafka refused, and where the part not tried yet starts.
+    let mut keep = Vec::new();
     loop {
-        let chunk: Vec<Record> = rest.by_ref().take(REPLAY_CHUNK).collect();
-        if chunk.is_empty() {
+        let chunk = blocking(&mut t.spool, move |s| s.read_chunk(from, REPLAY_CHUNK)).await;
+        let (records, next) = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(path = %t.path.display(), error = %e, "cannot read the spool");
+                break;
+            }
+        };
+        if records.is_empty() {
             break;
         }
-        let (delivered, failed) = send_all(&t.producer, &t.topic, chunk).await;
+        let (delivered, failed) = send_all(&t.producer, &t.topic, records).await;
         replayed += delivered;
+        from = next;
         if !failed.is_empty() {
             // Kafka is still away: keep the rest for the next round, in order.
-            remaining = failed;
-            remaining.extend(rest);
+            keep = failed;
             break;
         }
     }
     EventCounters::add(&t.counters.replayed, replayed);
-    let result = blocking(&mut t.spool, move |s| s.replace(&remaining)).await;
-    if let Err(e) = result {
-        // The old file stays: its events will be sent again (the ledger
-        // ignores the duplicates).
-        tracing::error!(path = %t.path.display(), error = %e, "cannot rewrite the spool");
+    // Nothing delivered: the file is unchanged, no rewrite.
+    if replayed > 0 {
+        let result = blocking(&mut t.spool, move |s| s.replace_from(&keep, from)).await;
+        if let Err(e) = result {
+            // The old file stays: its events will be sent again (the ledger
+            // ignores the duplicates).
+            tracing::error!(path = %t.path.display(), error = %e, "cannot rewrite the spool");
+        }
     }
     if replayed > 0 {
-        tracing::info!(replayed, left = t.pending(), total, "spool replayed");
+        tracing::info!(replayed, left = t.pending(), "spool replayed");
     }
     t.counters
         .spool_pending

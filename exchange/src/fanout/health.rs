@@ -75,6 +75,9 @@ pub enum Skip {
     Qps,
     /// Its budget lease on this instance is empty: it could not pay for a win.
     Budget,
+    /// Its budget is kept in another currency than the auction's (there are
+    /// no conversion rates).
+    BudgetCurrency,
 }
 
 impl Skip {
@@ -85,6 +88,7 @@ impl Skip {
             Skip::Concurrency => "concurrency limit",
             Skip::Qps => "qps limit",
             Skip::Budget => "budget exhausted",
+            Skip::BudgetCurrency => "budget in another currency",
         }
     }
 
@@ -93,7 +97,7 @@ impl Skip {
     /// leaves codes from 500 up to the exchange.
     pub fn code(self) -> u16 {
         match self {
-            Skip::Budget => crate::outcome::NONBID_BUDGET,
+            Skip::Budget | Skip::BudgetCurrency => crate::outcome::NONBID_BUDGET,
             _ => crate::outcome::NONBID_NOT_CALLED,
         }
     }

@@ -10,9 +10,14 @@
 //! it is consumed again; duplicates (a replayed spool, a re-produced event)
 //! hit the (auction id, imp id) primary key and change nothing.
 //!
-//! Events that cannot be decoded or break the schema's rules go to the
-//! dead-letter topic, with the error in the `x-ledger-error` header, before
-//! the batch that skips them commits; the stream goes on.
+//! Events that cannot be decoded, break the schema's rules or carry an
+//! amount that breaks the ledger's (negative, above [`MAX_DEBIT_MICROS`],
+//! a sum that overflows) go to the dead-letter topic, with the error in the
+//! `x-ledger-error` header, before the batch that skips them commits; the
+//! stream goes on. A batch the database refuses (a value out of range, a
+//! constraint) is split in halves until the event at fault is alone; that
+//! one is dead-lettered and the rest is applied, so one bad event never
+//! stalls the ledger. Other errors (database away) retry the batch.
 
 pub mod cli;
 mod consumer;
@@ -35,7 +40,7 @@ use tokio::time::Instant;
 
 use crate::events::{KafkaConfig, LedgerConfig};
 use consumer::LedgerContext;
-pub use store::{Applied, Debit, Entry, Store};
+pub use store::{Applied, Debit, Entry, Store, MAX_DEBIT_MICROS};
 
 /// Header of a dead letter that says why the ledger refused it.
 pub const DLQ_ERROR_HEADER: &str = "x-ledger-error";
@@ -60,6 +65,39 @@ pub enum LedgerError {
     /// The configuration cannot work (names the key).
     #[error("config: {0}")]
     Config(String),
+    /// The batch cannot be applied as it is (a sum would overflow): like a
+    /// database refusal, it is split to find the event at fault.
+    #[error("ledger refused the batch: {0}")]
+    Refused(String),
+}
+
+impl LedgerError {
+    /// The database (or the ledger's own checks) refused the data itself:
+    /// retrying the same batch cannot succeed, splitting it can. False for
+    /// errors that retrying fixes (connection lost, pool timeout, lock).
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            LedgerError::Refused(_) => true,
+            LedgerError::Database(sqlx::Error::Database(e)) => {
+                if let Some(pg) = e.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                    // 22: data exception (bigint out of range, bad UTF-8);
+                    // 23: integrity constraint; 54: program limit (an index
+                    // row too large).
+                    let c = pg.code();
+                    c.starts_with("22") || c.starts_with("23") || c.starts_with("54")
+                } else if e.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                    // Primary result codes: 18 TOOBIG, 19 CONSTRAINT (the
+                    // integer triggers' RAISE), 20 MISMATCH.
+                    e.code()
+                        .and_then(|c| c.parse::<i32>().ok())
+                        .is_some_and(|c| matches!(c & 0xff, 18..=20))
+                } else {
+                    false
+                }
+            }
+            _ => false,
+        }
+    }
 }
 
 /// The ledger's counters.
@@ -93,6 +131,8 @@ pub struct Ledger {
     batch_max: usize,
     batch_wait: Duration,
     offsets: Arc<Mutex<HashMap<i32, i64>>>,
+    /// The log's identity: offsets are stored and read for it.
+    epoch: String,
     stats: Arc<LedgerStats>,
 }
 
@@ -112,8 +152,22 @@ impl Ledger {
         kafka: &KafkaConfig,
         cfg: &LedgerConfig,
     ) -> Result<Ledger, LedgerError> {
+        Self::connect_at(bootstrap, kafka, cfg, "").await
+    }
+
+    /// [`connect`](Self::connect) to a log identified by `epoch`: offsets
+    /// stored for another epoch are ignored (see [`Store::offsets_at`]).
+    /// The embedded cluster passes its random start id: it starts empty at
+    /// offset 0 after every restart, and the debits' key keeps what a
+    /// previous run applied from being applied again.
+    pub async fn connect_at(
+        bootstrap: &str,
+        kafka: &KafkaConfig,
+        cfg: &LedgerConfig,
+        epoch: &str,
+    ) -> Result<Ledger, LedgerError> {
         let store = Store::open(cfg).await?;
-        let offsets = Arc::new(Mutex::new(store.offsets(&kafka.topic).await?));
+        let offsets = Arc::new(Mutex::new(store.offsets_at(&kafka.topic, epoch).await?));
         let consumer = consumer::subscribe(bootstrap, kafka, cfg, offsets.clone())?;
         let dlq = crate::events::kafka_producer(bootstrap, kafka.delivery_timeout_ms)?;
         Ok(Ledger {
@@ -125,6 +179,7 @@ impl Ledger {
             batch_max: cfg.batch_max,
             batch_wait: Duration::from_millis(cfg.batch_ms),
             offsets,
+            epoch: epoch.to_owned(),
             stats: Arc::new(LedgerStats::default()),
         })
     }
@@ -152,14 +207,13 @@ impl Ledger {
                 m = self.consumer.recv() => m,
             };
             let mut batch = Vec::with_capacity(self.batch_max);
-            let mut dead = Vec::new();
             // Where each partition must go on: the stored positions.
             gaps.expect = self
                 .offsets
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone();
-            if let Err(e) = self.take(first, &mut batch, &mut dead, &mut gaps) {
+            if let Err(e) = self.take(first, &mut batch, &mut gaps) {
                 // Broker away, rebalance in progress: librdkafka retries.
                 tracing::warn!(error = %e, "ledger: consume error");
                 tokio::time::sleep(RETRY_AFTER).await;
@@ -170,14 +224,14 @@ impl Ledger {
                 let Ok(next) = tokio::time::timeout_at(until, self.consumer.recv()).await else {
                     break;
                 };
-                if self.take(next, &mut batch, &mut dead, &mut gaps).is_err() {
+                if self.take(next, &mut batch, &mut gaps).is_err() {
                     break;
                 }
             }
             // Retried until it commits (or the ledger stops): skipping a batch
             // would lose debits.
             loop {
-                match self.commit(&batch, &dead).await {
+                match self.commit(&mut batch).await {
                     Ok(()) => break,
                     Err(e) => {
                         tracing::warn!(error = %e, "ledger: batch not applied; retrying");
@@ -194,34 +248,47 @@ impl Ledger {
         Ok(())
     }
 
-    /// Writes the dead letters, then applies the batch with its offsets.
-    async fn commit(
-        &self,
-        batch: &[(Entry, Option<String>)],
-        dead: &[DeadLetter],
-    ) -> Result<(), LedgerError> {
-        for d in dead {
+    /// Writes the dead letters not written yet (marking them), in order.
+    async fn send_dead(&self, batch: &mut [Taken]) -> Result<u64, LedgerError> {
+        let mut sent = 0;
+        for t in batch.iter_mut().filter(|t| t.dead && !t.sent) {
+            let error = t.error.as_deref().unwrap_or("refused");
+            tracing::warn!(partition = t.entry.partition, offset = t.entry.offset, %error, "ledger: dead letter");
+            let source = format!("{}/{}/{}", self.topic, t.entry.partition, t.entry.offset);
             let headers = OwnedHeaders::new()
                 .insert(Header {
                     key: DLQ_ERROR_HEADER,
-                    value: Some(&d.error),
+                    value: Some(error),
                 })
                 .insert(Header {
                     key: "x-source",
-                    value: Some(&format!("{}/{}/{}", self.topic, d.partition, d.offset)),
+                    value: Some(&source),
                 });
             let mut record = FutureRecord::to(&self.dlq_topic)
-                .payload(&d.payload)
+                .payload(&t.payload)
                 .headers(headers);
-            if let Some(k) = &d.key {
+            if let Some(k) = &t.key {
                 record = record.key(k);
             }
             self.dlq
                 .send(record, Duration::from_secs(5))
                 .await
                 .map_err(|(e, _)| LedgerError::Dlq(e.to_string()))?;
+            t.sent = true;
+            sent += 1;
         }
-        let entries: Vec<Entry> = batch.iter().map(|(e, _)| e.clone()).collect();
+        Ok(sent)
+    }
+
+    /// Writes the dead letters, then applies the batch with its offsets. A
+    /// part the database refuses is halved until the event at fault is
+    /// alone; that one is dead-lettered and applied without its debits (so
+    /// its offset moves on), the rest as usual. Parts go in consumption
+    /// order, so every partition's stored offset only grows. An error that
+    /// is no refusal returns: the caller retries the whole batch, and the
+    /// parts already applied are skipped by offset.
+    async fn commit(&self, batch: &mut [Taken]) -> Result<(), LedgerError> {
+        let mut dead = self.send_dead(batch).await?;
         // Positions before this batch: messages below them are re-reads,
         // whose lag is not a commit lag.
         let before = self
@@ -229,26 +296,61 @@ impl Ledger {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let applied = self.store.apply(&self.topic, &entries).await?;
+        let mut applied = Applied::default();
+        // A stack of index ranges, the next part to apply on top.
+        let mut parts: Vec<std::ops::Range<usize>> = Vec::new();
+        parts.push(0..batch.len());
+        while let Some(part) = parts.pop() {
+            let entries: Vec<Entry> = batch[part.clone()]
+                .iter()
+                .map(|t| t.entry.clone())
+                .collect();
+            match self
+                .store
+                .apply_at(&self.topic, &self.epoch, &entries)
+                .await
+            {
+                Ok(a) => applied += a,
+                Err(e) if e.is_refusal() && part.len() > 1 => {
+                    let mid = part.start + part.len() / 2;
+                    tracing::warn!(error = %e, messages = part.len(), "ledger: batch refused; splitting it to find the event at fault");
+                    parts.push(mid..part.end);
+                    parts.push(part.start..mid);
+                }
+                Err(e) if e.is_refusal() => {
+                    let t = &mut batch[part.start];
+                    t.error = Some(format!("refused by the ledger database: {e}"));
+                    t.dead = true;
+                    t.sent = false;
+                    t.entry.debits.clear();
+                    dead += self.send_dead(&mut batch[part.clone()]).await?;
+                    let entry = batch[part.start].entry.clone();
+                    applied += self
+                        .store
+                        .apply_at(&self.topic, &self.epoch, &[entry])
+                        .await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         self.stats.commit_lag.record(
             crate::events::now_ms(),
-            entries
+            batch
                 .iter()
+                .map(|t| &t.entry)
                 .filter(|e| e.offset >= before.get(&e.partition).copied().unwrap_or(0))
                 .flat_map(|e| e.debits.iter().map(|d| d.event_ts)),
         );
         let s = &self.stats;
         s.batches.fetch_add(1, Ordering::Relaxed);
-        s.messages
-            .fetch_add(entries.len() as u64, Ordering::Relaxed);
+        s.messages.fetch_add(batch.len() as u64, Ordering::Relaxed);
         s.debits.fetch_add(applied.debits, Ordering::Relaxed);
         s.duplicates
             .fetch_add(applied.duplicates, Ordering::Relaxed);
         s.skipped.fetch_add(applied.skipped, Ordering::Relaxed);
-        s.dead_letters
-            .fetch_add(dead.len() as u64, Ordering::Relaxed);
+        s.dead_letters.fetch_add(dead, Ordering::Relaxed);
         // What the next assignment seeks to: the database's positions.
-        let stored = self.store.offsets(&self.topic).await?;
+        let stored = self.store.offsets_at(&self.topic, &self.epoch).await?;
         *self.offsets.lock().unwrap_or_else(|p| p.into_inner()) = stored;
         Ok(())
     }
@@ -259,18 +361,35 @@ impl Ledger {
     fn take(
         &self,
         m: KafkaResult<BorrowedMessage<'_>>,
-        batch: &mut Vec<(Entry, Option<String>)>,
-        dead: &mut Vec<DeadLetter>,
+        batch: &mut Vec<Taken>,
         gaps: &mut Gaps,
     ) -> KafkaResult<()> {
         let m = m?;
         if !self.contiguous(&m, gaps) {
             return Ok(());
         }
-        let entry = self.entry(&m);
-        self.collect_dead(&m, &entry, dead);
-        batch.push(entry);
+        let (entry, error) = self.entry(&m);
+        // A dead letter is written once: not again when a previous run
+        // already got past it.
+        let dead = error.is_some() && m.offset() >= self.stored_offset(m.partition());
+        batch.push(Taken {
+            entry,
+            error,
+            dead,
+            sent: false,
+            key: m.key().map(<[u8]>::to_vec),
+            payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+        });
         Ok(())
+    }
+
+    fn stored_offset(&self, partition: i32) -> i64 {
+        self.offsets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&partition)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Whether `m` follows what was consumed before on its partition. The
@@ -328,42 +447,13 @@ impl Ledger {
             None => Err("empty message".to_owned()),
             Some(p) => AuctionResult::from_json(p).map_err(|e| e.to_string()),
         };
-        match event {
+        match event.and_then(|e| check_amounts(&e).map(|()| e)) {
             Ok(e) => {
                 entry.debits = debits(&e);
                 (entry, None)
             }
             Err(error) => (entry, Some(error)),
         }
-    }
-
-    /// Queues a dead letter for a message that failed to decode, unless a
-    /// previous run already got past it.
-    fn collect_dead(
-        &self,
-        m: &BorrowedMessage<'_>,
-        entry: &(Entry, Option<String>),
-        dead: &mut Vec<DeadLetter>,
-    ) {
-        let Some(error) = &entry.1 else { return };
-        let stored = self
-            .offsets
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&m.partition())
-            .copied()
-            .unwrap_or(0);
-        if m.offset() < stored {
-            return;
-        }
-        tracing::warn!(partition = m.partition(), offset = m.offset(), %error, "ledger: dead letter");
-        dead.push(DeadLetter {
-            key: m.key().map(<[u8]>::to_vec),
-            payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-            error: error.clone(),
-            partition: m.partition(),
-            offset: m.offset(),
-        });
     }
 }
 
@@ -377,14 +467,44 @@ struct Gaps {
     rewound: std::collections::HashSet<(i32, i64)>,
 }
 
-/// A message for the dead-letter topic.
+/// A consumed message in a batch.
 #[derive(Debug)]
-struct DeadLetter {
+struct Taken {
+    /// Its position and debits (none for a dead letter).
+    entry: Entry,
+    /// Why it is refused: it goes to the dead-letter topic.
+    error: Option<String>,
+    /// Write it to the dead-letter topic (refused, and at or past the
+    /// stored offset: not already dead-lettered by a previous run).
+    dead: bool,
+    /// Already written to the dead-letter topic.
+    sent: bool,
     key: Option<Vec<u8>>,
     payload: Vec<u8>,
-    error: String,
-    partition: i32,
-    offset: i64,
+}
+
+/// The ledger's rules for amounts, beyond the schema's: a clearing price is
+/// not negative, at most [`MAX_DEBIT_MICROS`], and an event's debits add up
+/// without overflow. The error names the field.
+pub fn check_amounts(e: &AuctionResult) -> Result<(), String> {
+    let mut sum: i64 = 0;
+    for (i, imp) in e.imps.iter().enumerate() {
+        let Some(w) = &imp.winner else { continue };
+        let a = w.clearing_micros.0;
+        let field = format!("imps[{i}].winner.clearing_micros");
+        if a < 0 {
+            return Err(format!("amount rule: {field}: {a} is negative"));
+        }
+        if a > MAX_DEBIT_MICROS {
+            return Err(format!(
+                "amount rule: {field}: {a} is above the maximum debit {MAX_DEBIT_MICROS}"
+            ));
+        }
+        sum = sum
+            .checked_add(a)
+            .ok_or_else(|| format!("amount rule: {field}: the event's debits overflow"))?;
+    }
+    Ok(())
 }
 
 /// The debits of an event: one per imp with a winner.

@@ -65,6 +65,14 @@ pub struct Applied {
     pub skipped: u64,
 }
 
+impl std::ops::AddAssign for Applied {
+    fn add_assign(&mut self, o: Applied) {
+        self.debits += o.debits;
+        self.duplicates += o.duplicates;
+        self.skipped += o.skipped;
+    }
+}
+
 /// The database.
 #[derive(Debug, Clone)]
 pub enum Store {
@@ -86,13 +94,20 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
-const SELECT_OFFSETS: &str =
-    r#"SELECT "partition", next_offset FROM ledger_offsets WHERE topic = $1"#;
+/// Stored positions of one log epoch (see [`Store::offsets_at`]).
+const SELECT_OFFSETS: &str = r#"SELECT "partition", next_offset FROM ledger_offsets
+    WHERE topic = $1 AND log_epoch = $2"#;
 /// Rows per multi-row insert: 10 parameters a debit stay far below SQLite's
 /// 32,766 and PostgreSQL's 65,535 bound parameters.
 const INSERT_CHUNK: usize = 1_000;
-const UPSERT_OFFSET: &str = r#"INSERT INTO ledger_offsets (topic, "partition", next_offset) VALUES ($1, $2, $3)
-    ON CONFLICT (topic, "partition") DO UPDATE SET next_offset = excluded.next_offset"#;
+const UPSERT_OFFSET: &str = r#"INSERT INTO ledger_offsets (topic, "partition", next_offset, log_epoch)
+    VALUES ($1, $2, $3, $4)
+    ON CONFLICT (topic, "partition") DO UPDATE SET next_offset = excluded.next_offset,
+    log_epoch = excluded.log_epoch"#;
+/// The largest debit accepted, in micros: one million currency units for one
+/// impression is far above any real CPM price, and sums of a batch's debits
+/// stay far below `i64::MAX`. A larger amount is a dead letter.
+pub const MAX_DEBIT_MICROS: i64 = 1_000_000 * 1_000_000;
 /// A debit moves from the instance's lease to spend (outstanding is granted
 /// minus debited). Applied to the campaign's lease and the bidder's,
 /// whichever exist (summed per lease in the batch).
@@ -121,6 +136,11 @@ impl Store {
                         LedgerError::Config(format!("ledger.sqlite_path: {}: {e}", dir.display()))
                     })?;
                 }
+                let shown = std::path::absolute(&cfg.sqlite_path)
+                    .unwrap_or_else(|_| cfg.sqlite_path.clone());
+                // The default is a file in the working directory that keeps
+                // spend and offsets between runs: say which one.
+                tracing::info!(path = %shown.display(), "ledger database: SQLite file");
                 let options = SqliteConnectOptions::from_str("sqlite:")?
                     .filename(&cfg.sqlite_path)
                     .create_if_missing(true)
@@ -173,7 +193,25 @@ impl Store {
         Ok(())
     }
 
-    /// The stored next offset of every partition of `topic`.
+    /// The stored next offsets of `topic` for the log epoch `epoch` (the
+    /// broker's identity: a random id per start of the in-memory embedded
+    /// cluster, empty for real brokers, whose log outlives restarts).
+    /// Offsets stored for another epoch are ignored: that log is gone, and
+    /// the new one starts at 0 again.
+    pub async fn offsets_at(
+        &self,
+        topic: &str,
+        epoch: &str,
+    ) -> Result<HashMap<i32, i64>, LedgerError> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(SELECT_OFFSETS).bind(topic).bind(epoch).fetch_all(pool).await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get::<i32, _>(0)?, r.try_get::<i64, _>(1)?)))
+                .collect()
+        })
+    }
+
+    /// The stored next offset of every partition of `topic` (any epoch).
     pub async fn offsets(&self, topic: &str) -> Result<HashMap<i32, i64>, LedgerError> {
         let sql = r#"SELECT "partition", next_offset FROM ledger_offsets WHERE topic = $1"#;
         on_pool!(self, pool => {
@@ -192,12 +230,30 @@ impl Store {
     /// debits are summed per key in memory and written once per key. The
     /// round trips per batch are a handful, not two per debit.
     pub async fn apply(&self, topic: &str, entries: &[Entry]) -> Result<Applied, LedgerError> {
+        self.apply_at(topic, "", entries).await
+    }
+
+    /// [`apply`](Self::apply) for the log epoch `epoch` (see
+    /// [`offsets_at`](Self::offsets_at)): positions of another epoch count
+    /// as none, and the batch's positions replace them.
+    ///
+    /// Sums are checked: a batch whose spend or lease debits would overflow
+    /// is refused ([`LedgerError::Refused`]) before anything is written, as
+    /// the database refuses a sum that overflows its column; the batch loop
+    /// then splits the batch to find the event at fault.
+    pub async fn apply_at(
+        &self,
+        topic: &str,
+        epoch: &str,
+        entries: &[Entry],
+    ) -> Result<Applied, LedgerError> {
         let mut applied = Applied::default();
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             // Stored positions, read inside the transaction that moves them.
             let rows = sqlx::query(SELECT_OFFSETS)
                 .bind(topic)
+                .bind(epoch)
                 .fetch_all(&mut *tx)
                 .await?;
             let mut stored: HashMap<i32, i64> = HashMap::new();
@@ -264,13 +320,22 @@ impl Store {
                 }
                 applied.debits += 1;
                 let day = utc_day(d.event_ts);
+                let overflow = |what: &str, key: &str| {
+                    LedgerError::Refused(format!(
+                        "{what} of {key:?} on {day} overflows with debit {}/{} ({} micros)",
+                        d.auction_id, d.imp_id, d.amount_micros
+                    ))
+                };
                 if let Some(instance) = &d.exchange_instance {
-                    *leases.entry((instance, day.clone(), &d.account)).or_default() += d.amount_micros;
+                    let l = leases.entry((instance, day.clone(), &d.account)).or_default();
+                    *l = l.checked_add(d.amount_micros).ok_or_else(|| overflow("lease debit", &d.account))?;
                     if d.seat != d.account {
-                        *leases.entry((instance, day.clone(), &d.seat)).or_default() += d.amount_micros;
+                        let l = leases.entry((instance, day.clone(), &d.seat)).or_default();
+                        *l = l.checked_add(d.amount_micros).ok_or_else(|| overflow("lease debit", &d.seat))?;
                     }
                 }
-                *spend.entry((&d.account, day)).or_default() += d.amount_micros;
+                let e = spend.entry((&d.account, day.clone())).or_default();
+                *e = e.checked_add(d.amount_micros).ok_or_else(|| overflow("spend", &d.account))?;
             }
             let spend: Vec<_> = spend.into_iter().collect();
             for chunk in spend.chunks(INSERT_CHUNK) {
@@ -300,6 +365,7 @@ impl Store {
                     .bind(topic)
                     .bind(*partition)
                     .bind(*next_offset)
+                    .bind(epoch)
                     .execute(&mut *tx)
                     .await?;
             }

@@ -95,6 +95,16 @@ impl Store {
     /// Connects (creating the SQLite file if needed) and migrates.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
+        // The default (`exchange.db` in the working directory) keeps state
+        // between runs: say which file it is.
+        if let Some(file) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            let file = std::path::Path::new(file.split('?').next().unwrap_or(file));
+            let shown = std::path::absolute(file).unwrap_or_else(|_| file.to_owned());
+            tracing::info!(path = %shown.display(), "registry database: SQLite file");
+        }
         let pool = AnyPoolOptions::new()
             .max_connections(4)
             .acquire_timeout(std::time::Duration::from_secs(5))

@@ -1,0 +1,241 @@
+//! Money faults of the budget leases, against a real SQLite ledger
+//! database: a price that once did not fit, a budget lowered while a lease
+//! is held, a budget known before it is written, and unique instance ids.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rtb_exchange::budget::{day_of, BudgetConfig, BudgetRow, Budgets, Clock, ManualClock, Refusal};
+use rtb_exchange::events::LedgerConfig;
+use rtb_exchange::ledger::store::utc_day;
+use rtb_exchange::ledger::Store;
+use tokio::sync::watch;
+
+/// 2026-11-23 12:00 UTC.
+const NOON: i64 = 1_795_435_200_000;
+
+fn row(total: i64) -> BudgetRow {
+    BudgetRow {
+        account: "alpha".into(),
+        bidder: "alpha".into(),
+        cid: None,
+        daily_micros: None,
+        total_micros: Some(total),
+        currency: "USD".into(),
+    }
+}
+
+async fn store(dir: &std::path::Path) -> Store {
+    Store::open(&LedgerConfig {
+        sqlite_path: dir.join("ledger.sqlite"),
+        ..LedgerConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+fn config(fraction: f64) -> BudgetConfig {
+    BudgetConfig {
+        lease_fraction: fraction,
+        min_lease_micros: 1_000_000,
+        refill_interval_ms: 20,
+        ..BudgetConfig::default()
+    }
+}
+
+/// Polls `cond` (bounded), moving `clock` forward 100 ms a time (time
+/// passes for the leases too, as it would).
+async fn until(clock: &ManualClock, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        clock.advance(100);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+}
+
+/// A bid of 5.00 does not fit a budget with 3.00 left: it loses, but the
+/// bidder is not turned away for the rest of the day; once the refill task
+/// has had a dry answer it asks for an ordinary lease again, and a 1.00 bid
+/// is awarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_price_that_did_not_fit_does_not_block_the_bidder_for_the_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path()).await;
+    store.put_budget(&row(3_000_000), 0).await.unwrap();
+    let clock = Arc::new(ManualClock::new(NOON));
+    let b = Budgets::start(store, "x".into(), clock.clone(), config(1.0))
+        .await
+        .unwrap();
+    let day = day_of(NOON);
+    assert_eq!(b.blocked("alpha", day, "USD"), None, "leased at start");
+    assert!(
+        !b.reserve("alpha", None, 5_000_000, day, "USD"),
+        "5.00 does not fit"
+    );
+    let (stop, rx) = watch::channel(false);
+    let task = b.spawn_refill(rx);
+    until(&clock, "the bidder is called again", || {
+        b.blocked("alpha", day_of(clock.now_ms()), "USD").is_none()
+    })
+    .await;
+    assert!(b.reserve("alpha", None, 1_000_000, day_of(clock.now_ms()), "USD"));
+    let _ = stop.send(true);
+    task.await.unwrap();
+}
+
+/// A lowered budget revokes the lease at once: nothing more is awarded from
+/// the old grant, and what is awarded afterwards stays within the new limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lowering_a_budget_revokes_the_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path()).await;
+    store.put_budget(&row(10_000_000), 0).await.unwrap();
+    let clock = Arc::new(ManualClock::new(NOON));
+    let b = Budgets::start(store.clone(), "x".into(), clock.clone(), config(0.5))
+        .await
+        .unwrap();
+    let day = day_of(NOON);
+    // The first lease holds 5.00; 1.00 of it is awarded.
+    assert!(b.reserve("alpha", None, 1_000_000, day, "USD"));
+    store.put_budget(&row(2_000_000), NOON).await.unwrap();
+    b.reload().await.unwrap();
+    assert!(
+        !b.reserve("alpha", None, 100_000, day, "USD"),
+        "nothing more from a revoked lease"
+    );
+    let s = store
+        .budget_status("alpha", &utc_day(NOON))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.leased_micros, 0, "revoked in the database too: {s:?}");
+    // Refilled under the new limit: at most 2.00 in all (1.00 awarded before).
+    let (stop, rx) = watch::channel(false);
+    let task = b.spawn_refill(rx);
+    let mut awarded = 1_000_000;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while tokio::time::Instant::now() < deadline {
+        if b.reserve("alpha", None, 100_000, day, "USD") {
+            awarded += 100_000;
+        } else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let s = store
+        .budget_status("alpha", &utc_day(NOON))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        awarded <= 2_000_000,
+        "{awarded} micros awarded under a budget of 2.00: {s:?}"
+    );
+    assert!(awarded > 1_000_000, "the new limit's rest is leased again");
+    let _ = stop.send(true);
+    task.await.unwrap();
+}
+
+/// A budget the admin API is about to write is known at once: no lease
+/// yet, so the bidder is neither called nor awarded anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expected_budget_awards_nothing_before_its_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path()).await;
+    let clock = Arc::new(ManualClock::new(NOON));
+    let b = Budgets::start(store, "x".into(), clock, config(0.5))
+        .await
+        .unwrap();
+    let day = day_of(NOON);
+    assert!(
+        b.reserve("alpha", None, 100_000, day, "USD"),
+        "no budget: not limited"
+    );
+    b.expect(&row(5_000_000));
+    assert!(!b.reserve("alpha", None, 100_000, day, "USD"));
+    assert_eq!(b.blocked("alpha", day, "USD"), Some(Refusal::Exhausted));
+    // Kept by a reload while the write is pending, even though the
+    // database does not have it yet.
+    b.reload().await.unwrap();
+    assert_eq!(b.blocked("alpha", day, "USD"), Some(Refusal::Exhausted));
+    assert_eq!(b.blocked("alpha", day, "GBP"), Some(Refusal::Currency));
+    b.settle("alpha");
+    b.reload().await.unwrap();
+    assert_eq!(b.blocked("alpha", day, "USD"), None, "never written: gone");
+}
+
+/// Instance ids (in auction ids) carry 128 random bits.
+#[test]
+fn instance_ids_carry_128_random_bits() {
+    let a = rtb_exchange::pipeline::instance_id();
+    let b = rtb_exchange::pipeline::instance_id();
+    assert_ne!(a, b);
+    let random = a.rsplit('-').next().unwrap();
+    assert_eq!(random.len(), 32, "{a}");
+    assert!(random.bytes().all(|c| c.is_ascii_hexdigit()), "{a}");
+}
+
+/// A lease whose renewals stop (a stalled database, a long refill pass) is
+/// not awarded from past its validity, which ends a safety margin (a third
+/// of the TTL) before the database may reclaim it for another instance; so
+/// the two instances never hold more than the budget between them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_past_its_validity_awards_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path()).await;
+    store.put_budget(&row(10_000_000), 0).await.unwrap();
+    let clock = Arc::new(ManualClock::new(NOON));
+    let cfg = config(1.0);
+    let ttl = cfg.lease_ttl_ms as i64;
+    let x = Budgets::start(store.clone(), "x".into(), clock.clone(), cfg)
+        .await
+        .unwrap();
+    let day = day_of(NOON);
+    assert!(x.reserve("alpha", None, 1_000_000, day, "USD"));
+    // Its last renewal, then none: the database stalls for x.
+    store
+        .renew("alpha", "x", &utc_day(NOON), NOON + ttl, 1_000_000)
+        .await
+        .unwrap();
+    clock.set(NOON + ttl - x.safety_margin().as_millis() as i64);
+    assert!(
+        !x.reserve("alpha", None, 100_000, day, "USD"),
+        "nothing is awarded from a lease past its validity"
+    );
+    assert_eq!(x.blocked("alpha", day, "USD"), Some(Refusal::Exhausted));
+    // The database reclaims x's rest for y once the row expired.
+    let y = store
+        .grant(&rtb_exchange::budget::LeaseRequest {
+            account: "alpha",
+            instance: "y",
+            day: &utc_day(NOON),
+            now_ms: NOON + ttl + 1,
+            awarded_micros: 0,
+            release: false,
+            need_micros: 0,
+            min_micros: 1_000_000,
+            fraction: 1.0,
+            ttl_ms: ttl,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(y.amount, 9_000_000, "all but what x awarded");
+    // x's refill gives its lease back and finds nothing free.
+    clock.set(NOON + ttl + 2);
+    let (stop, rx) = watch::channel(false);
+    let task = x.spawn_refill(rx);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!x.reserve("alpha", None, 100_000, day, "USD"));
+    let s = store
+        .budget_status("alpha", &utc_day(NOON))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        s.leased_micros, 10_000_000,
+        "x's 1.00 awarded and y's 9.00: {s:?}"
+    );
+    let _ = stop.send(true);
+    task.await.unwrap();
+}
