@@ -80,6 +80,7 @@ async fn hostile_cids_do_not_reach_ledger_labels() {
         cid: Some("c1".into()),
         daily_micros: None,
         total_micros: Some(1_000_000_000),
+        currency: "USD".into(),
     };
     store.put_budget(&budget, 0).await.unwrap();
     let events = EventSystem::start(&cfg.kafka, &cfg.ledger).await.unwrap();
