@@ -172,7 +172,11 @@ impl Exchange {
     }
 
     /// Runs one auction for a request body that arrived at `arrival`.
-    pub async fn auction(&self, body: &[u8], arrival: Instant) -> Reply {
+    ///
+    /// `timer_slack` is how late timers have recently fired (the overload
+    /// detector's peak lateness): the fan-out's timer is set that much
+    /// earlier, so a starved runtime still answers by the deadline.
+    pub async fn auction(&self, body: &[u8], arrival: Instant, timer_slack: Duration) -> Reply {
         let started = Instant::now();
         let a = &self.config.auction;
         let decoded = settle::off_worker(body.len() >= settle::HEAVY_BYTES, || {
@@ -256,10 +260,12 @@ impl Exchange {
         request.tmax = original_tmax;
         let request_encode = encode_started.elapsed();
         let fanout_started = Instant::now();
+        // Never more than half of what is left: a bidder must get a chance.
+        let slack = timer_slack.min(deadline.saturating_duration_since(Instant::now()) / 2);
         let answers = fan_out(
             &who.called,
             Bytes::from(out),
-            deadline,
+            deadline - slack,
             a.max_bidder_response_bytes,
         )
         .await;

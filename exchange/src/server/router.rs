@@ -161,9 +161,11 @@ fn build_stack(
     let backstop = Duration::from_millis(config.auction.max_tmax_ms);
     let handler = {
         let exchange = exchange.clone();
+        let overload = overload.clone();
         tower::service_fn(move |arrived: Arrived| {
             let exchange = exchange.clone();
-            async move { Ok::<_, BoxError>(auction(&exchange, arrived).await) }
+            let slack = overload.timer_slack();
+            async move { Ok::<_, BoxError>(auction(&exchange, arrived, slack).await) }
         })
     };
     let stack = ServiceBuilder::new()
@@ -442,12 +444,12 @@ async fn read_before(
 }
 
 /// The handler under the stack: the auction itself.
-async fn auction(exchange: &Exchange, arrived: Arrived) -> Response<Full<Bytes>> {
+async fn auction(exchange: &Exchange, arrived: Arrived, slack: Duration) -> Response<Full<Bytes>> {
     let m = exchange.metrics();
     // A guard, so an auction abandoned by its client still leaves the gauge.
     let _in_flight = InFlight::new(&m.in_flight);
     let Arrived { arrival, body } = arrived;
-    let resp = match exchange.auction(&body, arrival).await {
+    let resp = match exchange.auction(&body, arrival, slack).await {
         Reply::Bids(json) => {
             m.outcome_bids.inc();
             let mut resp = Response::new(Full::new(json));
