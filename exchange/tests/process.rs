@@ -407,17 +407,7 @@ fn serve_in(
         )
         .spawn()
         .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = |prefix: &str| {
-        let mut l = String::new();
-        out.read_line(&mut l).unwrap();
-        l.trim()
-            .strip_prefix(prefix)
-            .unwrap_or_else(|| panic!("unexpected line {l:?}"))
-            .to_owned()
-    };
-    let url = line("exchange listening on ");
-    let admin = line("admin listening on ");
+    let (url, admin) = listening_urls(&mut child, "exchange");
     (child, url, admin)
 }
 

@@ -323,7 +323,6 @@ impl Replica {
     /// Starts `exchange serve --config CONFIG` (which must set `listen` and
     /// `admin_listen`) with the test token, and reads the ports it announces.
     pub fn start(config: &std::path::Path, name: &str) -> Replica {
-        use std::io::{BufRead, BufReader};
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_exchange"))
             .args(["serve", "--config"])
             .arg(config)
@@ -334,17 +333,7 @@ impl Replica {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = |prefix: &str| {
-            let mut l = String::new();
-            out.read_line(&mut l).unwrap();
-            l.trim()
-                .strip_prefix(prefix)
-                .unwrap_or_else(|| panic!("{name}: unexpected line {l:?}"))
-                .to_owned()
-        };
-        let url = line("exchange listening on ");
-        let admin = line("admin listening on ");
+        let (url, admin) = listening_urls(&mut child, name);
         Replica { child, url, admin }
     }
 
@@ -366,4 +355,22 @@ pub async fn get(url: String) -> (u16, String) {
     let req = Request::get(url).body(Full::new(Bytes::new())).unwrap();
     let a = send(&client(false), req, "GET").await;
     (a.status.as_u16(), a.text())
+}
+
+/// The publisher and admin URLs an `exchange serve` child prints first on
+/// its stdout (`name` labels a panic on anything else).
+pub fn listening_urls(child: &mut std::process::Child, name: &str) -> (String, String) {
+    use std::io::{BufRead, BufReader};
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = |prefix: &str| {
+        let mut l = String::new();
+        out.read_line(&mut l).unwrap();
+        l.trim()
+            .strip_prefix(prefix)
+            .unwrap_or_else(|| panic!("{name}: unexpected line {l:?}"))
+            .to_owned()
+    };
+    let url = line("exchange listening on ");
+    let admin = line("admin listening on ");
+    (url, admin)
 }
