@@ -2,7 +2,8 @@
 # Builds the fuzz targets with cargo-fuzz (libFuzzer, stable toolchain, no
 # sanitizer) and runs each one on its seed corpus.
 #
-#   bash fuzz/run.sh            # 20,000 inputs per target (the CI smoke run)
+#   bash fuzz/run.sh            # 20,000 inputs per target (CI runs the same bodies
+#                               # on stable: exchange/tests/fuzz_smoke.rs)
 #   bash fuzz/run.sh 10000000   # a number: that many inputs per target
 #   bash fuzz/run.sh 300s       # a number with s: that many seconds per target
 #   FUZZ_TARGETS="request event" bash fuzz/run.sh 1000   # a subset

@@ -40,6 +40,99 @@ pub enum Invalid {
     TooManyBidsOnImp,
     /// The answer already held `auction.max_bids_per_response` bids.
     TooManyBidsInResponse,
+    /// A field of the bid is over its size bound ([`BidField`] says which).
+    TooLong(BidField),
+}
+
+/// The bid fields with a size bound, checked before the auction: ids and
+/// URLs end up in the auction-result event, in win notices and in metric
+/// labels, and an event Kafka refuses as too large would otherwise never
+/// leave the spool. The bounds are far above any real value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BidField {
+    /// `bid.id`, at most [`MAX_BID_ID_BYTES`] (as are the next five).
+    Id,
+    /// `bid.cid`.
+    Cid,
+    /// `bid.crid`.
+    Crid,
+    /// `bid.adid`.
+    Adid,
+    /// `bid.dealid`.
+    Dealid,
+    /// `bid.bundle`.
+    Bundle,
+    /// `bid.nurl`, at most [`MAX_BID_URL_BYTES`] (as are the next three).
+    Nurl,
+    /// `bid.burl`.
+    Burl,
+    /// `bid.lurl`.
+    Lurl,
+    /// `bid.iurl`.
+    Iurl,
+    /// `bid.adomain`: at most [`MAX_BID_LIST_ITEMS`] entries of at most
+    /// [`MAX_BID_ID_BYTES`] each (as is `bid.cat`).
+    Adomain,
+    /// `bid.cat`.
+    Cat,
+}
+
+/// Bound of an id-like bid field (`cid`, `crid`, ...), in bytes.
+pub const MAX_BID_ID_BYTES: usize = 1024;
+/// Bound of a URL a bid carries (`nurl`, `burl`, ...), in bytes: the size
+/// most HTTP servers accept in a request line.
+pub const MAX_BID_URL_BYTES: usize = 8 * 1024;
+/// Bound of the entries of a list a bid carries (`adomain`, `cat`).
+pub const MAX_BID_LIST_ITEMS: usize = 64;
+
+/// The first field of `bid` over its bound, if any.
+pub fn oversized(bid: &rtb_proto::openrtb::Bid) -> Option<BidField> {
+    let long = |v: Option<&String>, max: usize| v.is_some_and(|v| v.len() > max);
+    let ids = [
+        (BidField::Id, Some(&bid.id)),
+        (BidField::Cid, bid.cid.as_ref()),
+        (BidField::Crid, bid.crid.as_ref()),
+        (BidField::Adid, bid.adid.as_ref()),
+        (BidField::Dealid, bid.dealid.as_ref()),
+        (BidField::Bundle, bid.bundle.as_ref()),
+    ];
+    let urls = [
+        (BidField::Nurl, bid.nurl.as_ref()),
+        (BidField::Burl, bid.burl.as_ref()),
+        (BidField::Lurl, bid.lurl.as_ref()),
+        (BidField::Iurl, bid.iurl.as_ref()),
+    ];
+    let lists = [(BidField::Adomain, &bid.adomain), (BidField::Cat, &bid.cat)];
+    let id = ids.iter().find(|(_, v)| long(*v, MAX_BID_ID_BYTES));
+    let url = urls.iter().find(|(_, v)| long(*v, MAX_BID_URL_BYTES));
+    let list = lists.iter().find(|(_, v)| {
+        v.len() > MAX_BID_LIST_ITEMS || v.iter().any(|e| e.len() > MAX_BID_ID_BYTES)
+    });
+    id.or(url).map(|(f, _)| *f).or(list.map(|(f, _)| *f))
+}
+
+impl BidField {
+    /// The seat-non-bid reason, naming the field and its bound.
+    pub fn text(self) -> &'static str {
+        match self {
+            BidField::Id => "invalid bid: bid.id is longer than 1024 bytes",
+            BidField::Cid => "invalid bid: bid.cid is longer than 1024 bytes",
+            BidField::Crid => "invalid bid: bid.crid is longer than 1024 bytes",
+            BidField::Adid => "invalid bid: bid.adid is longer than 1024 bytes",
+            BidField::Dealid => "invalid bid: bid.dealid is longer than 1024 bytes",
+            BidField::Bundle => "invalid bid: bid.bundle is longer than 1024 bytes",
+            BidField::Nurl => "invalid bid: bid.nurl is longer than 8192 bytes",
+            BidField::Burl => "invalid bid: bid.burl is longer than 8192 bytes",
+            BidField::Lurl => "invalid bid: bid.lurl is longer than 8192 bytes",
+            BidField::Iurl => "invalid bid: bid.iurl is longer than 8192 bytes",
+            BidField::Adomain => {
+                "invalid bid: bid.adomain has more than 64 entries or one longer than 1024 bytes"
+            }
+            BidField::Cat => {
+                "invalid bid: bid.cat has more than 64 entries or one longer than 1024 bytes"
+            }
+        }
+    }
 }
 
 /// OpenRTB 2.6 loss reason codes (list "Loss Reason Codes") used by the exchange.
@@ -115,6 +208,7 @@ impl LossReason {
                 Invalid::TooManyBidsInResponse => {
                     "invalid bid: the answer is over auction.max_bids_per_response"
                 }
+                Invalid::TooLong(field) => field.text(),
             },
             LossReason::InvalidDealId => "deal not offered on this imp, or a deal is required",
             LossReason::BelowAuctionFloor => "below the imp's floor",

@@ -17,6 +17,7 @@ pub mod budget;
 pub mod config;
 pub mod events;
 pub mod fanout;
+pub mod guard;
 pub mod ledger;
 pub mod macros;
 pub mod metrics;

@@ -13,8 +13,6 @@
 //! are read up to [`MAX_NOTICE_BODY`] bytes and never kept. Every notice
 //! ends in exactly one `rtb_win_notices_total{result}` counter.
 
-pub mod guard;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,8 +25,8 @@ use prometheus_client::metrics::family::Family;
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::config::{EndpointPolicy, RegistryConfig};
+use crate::guard::{Blocked, GuardedConnector};
 use crate::metrics::NoticeLabel;
-use guard::{Blocked, GuardedConnector};
 
 /// Queue length: about a second of wins at a high rate; beyond it notices are dropped.
 const QUEUE: usize = 16_384;

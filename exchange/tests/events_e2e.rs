@@ -18,6 +18,19 @@ async fn setup(
     rtb_exchange::server::RunningExchange,
     LedgerConfig,
 ) {
+    setup_with(dir, |_| {}).await
+}
+
+/// [`setup`], with `tweak` applied to the exchange's config last.
+async fn setup_with(
+    dir: &std::path::Path,
+    tweak: impl FnOnce(&mut rtb_exchange::config::Config),
+) -> (
+    rtb_bidder::BidderHandle,
+    rtb_bidder::BidderHandle,
+    rtb_exchange::server::RunningExchange,
+    LedgerConfig,
+) {
     let alpha = common::bidder("alpha", 3.0, |c| c.price_spread = 0.5).await;
     let beta = common::bidder("beta", 2.5, |c| {
         c.price_spread = 0.5;
@@ -36,6 +49,7 @@ async fn setup(
         c.kafka.brokers = None;
         c.kafka.spool_path = spool_path;
         c.ledger = ledger_for_exchange;
+        tweak(c);
     })
     .await;
     assert!(ex.events().unwrap().embedded().is_some());
@@ -246,4 +260,59 @@ async fn ledger_command_applies_events_and_stops_on_sigterm() {
         .await
         .unwrap();
     assert!(status.success(), "exit status {status:?}");
+}
+
+/// An event over `kafka.max_message_bytes` (a request id of 6,000 bytes,
+/// against a bound of 4,096) can never be delivered: it goes to the
+/// dead-letter file, counted, and the events after it reach the ledger as
+/// usual; the spool does not fill up behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_kafka_cannot_take_is_dead_lettered_and_holds_up_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let dead = dir.path().join("events.dead");
+    let dead_for_config = dead.clone();
+    let (_alpha, _beta, ex, ledger_cfg) = setup_with(dir.path(), move |c| {
+        c.kafka.max_message_bytes = 4_096;
+        c.kafka.dead_letter_path = dead_for_config;
+    })
+    .await;
+    assert!(
+        !dead.exists(),
+        "the dead-letter file is made only when needed"
+    );
+    let long_id = "x".repeat(6_000);
+    let body = serde_json::to_vec(&common::request(&long_id, 0.5, 200)).unwrap();
+    let answer = common::post_raw(&common::client(true), &ex, body, &[]).await;
+    assert!(
+        [http::StatusCode::OK, http::StatusCode::NO_CONTENT].contains(&answer.status),
+        "{}",
+        answer.text()
+    );
+    let (wins, charged) = auctions(&ex, 50).await;
+    let counters = ex.events().unwrap().counters().clone();
+    let get = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while get(&counters.dead_lettered) == 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(get(&counters.dead_lettered), 1);
+    assert_eq!(get(&counters.dropped), 0);
+    assert_eq!(
+        counters
+            .spool_pending
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    let store = Store::open(&ledger_cfg).await.unwrap();
+    while store.debit_totals().await.unwrap().0 < wins && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Every other auction's debit, none of the dead one's.
+    assert_eq!(store.debit_totals().await.unwrap(), (wins, charged));
+    store.close().await;
+    ex.shutdown().await;
+    let (records, _) = rtb_exchange::events::spool::read_frames(&dead).unwrap();
+    assert_eq!(records.len(), 1);
+    let event: serde_json::Value = serde_json::from_slice(&records[0].value).unwrap();
+    assert_eq!(event["request_id"], long_id.as_str());
 }

@@ -340,7 +340,9 @@ async fn a_megabyte_cid_crashes_nothing() {
         "{v}"
     );
     ex.shutdown().await;
-    // With room for it, the bid is decoded and wins; its cid is returned as sent.
+    // With room for the answer, the bid is decoded, and its cid is over the
+    // bound: an invalid bid naming bid.cid (a megabyte cid would make an
+    // auction-result event Kafka refuses, and a metric label).
     let ex = exchange(&[("honest", &honest)], |c| {
         add_bidder(c, "bigcid", &big);
         c.auction.max_bidder_response_bytes = 4 * MB;
@@ -353,9 +355,68 @@ async fn a_megabyte_cid_crashes_nothing() {
         a.json()
     })
     .await;
+    assert_eq!(winners(&v)[0].0, "honest", "{v}");
+    let nb = nonbids(&v, "bigcid");
+    assert_eq!(nb[0]["statuscode"], 3, "{v}");
+    let reason = nb[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("bid.cid") && reason.contains("1024"), "{v}");
+    ex.shutdown().await;
+}
+
+/// Every bounded bid field, just over its bound, is an invalid bid that
+/// names it; at the bound the bid wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_bid_fields_are_invalid_bids_naming_the_field() {
+    let _serial = SERIAL.lock().await;
+    let id = "i".repeat(1025);
+    let url = format!("http://127.0.0.1:9/{}", "u".repeat(8 * 1024));
+    let many: Vec<String> = (0..65).map(|i| format!("d{i}.example")).collect();
+    let cases = [
+        ("cid", json!(id), "bid.cid"),
+        ("crid", json!(id), "bid.crid"),
+        ("adid", json!(id), "bid.adid"),
+        ("nurl", json!(url), "bid.nurl"),
+        ("burl", json!(url), "bid.burl"),
+        ("adomain", json!(many), "bid.adomain"),
+        ("cat", json!([id]), "bid.cat"),
+    ];
+    for (field, value, named) in cases {
+        let over = value.clone();
+        let hostile = scripted_bidder(move |req| {
+            let mut bid = json!({"id": "b1", "impid": "1", "price": 5.0, "adm": "<div/>"});
+            bid[field] = over.clone();
+            response(req, "long", vec![bid])
+        })
+        .await;
+        let honest = bidder("honest", 1.0, |_| {}).await;
+        let ex = exchange(&[("honest", &honest)], |c| add_bidder(c, "long", &hostile)).await;
+        let v = alongside(&ex, async {
+            timed_post(&ex, &request("f", 0.1, TMAX_MS)).await.json()
+        })
+        .await;
+        assert_eq!(winners(&v)[0].0, "honest", "{field}: {v}");
+        let nb = nonbids(&v, "long");
+        assert_eq!(nb[0]["statuscode"], 3, "{field}: {v}");
+        assert!(
+            nb[0]["reason"].as_str().unwrap().contains(named),
+            "{field}: {v}"
+        );
+        ex.shutdown().await;
+    }
+    // At the bound: the bid is valid and wins, with its cid as sent.
+    let cid = "c".repeat(1024);
+    let sent = cid.clone();
+    let edge = scripted_bidder(move |req| {
+        let bid = json!({"id": "b1", "impid": "1", "price": 5.0, "adm": "<div/>", "cid": sent});
+        response(req, "edge", vec![bid])
+    })
+    .await;
+    let ex = exchange(&[], |c| add_bidder(c, "edge", &edge)).await;
+    let v = timed_post(&ex, &request("e", 0.1, TMAX_MS)).await.json();
     let wins = winners(&v);
-    assert_eq!(wins[0].0, "bigcid", "{v}");
-    assert_eq!(wins[0].1["cid"].as_str().map(str::len), Some(MB));
+    assert_eq!(wins[0].0, "edge", "{v}");
+    assert_eq!(wins[0].1["cid"], cid.as_str());
+    ex.shutdown().await;
 }
 
 /// One scripted bidder per rule, each bidding 5.0 on a creative the

@@ -329,3 +329,74 @@ async fn the_openapi_document_describes_the_routes() {
     );
     ex.shutdown().await;
 }
+
+/// A bidder registered through the API is checked against the endpoint
+/// policy again at every connect, after DNS, not only when it was
+/// registered: replica A (no policy) registers a bidder on 127.0.0.1, and
+/// replica B, on the same registry with `deny_private_networks`, never
+/// connects to it (as after a DNS name is re-pointed at a private address).
+/// A config-file bidder on 127.0.0.1 is the operator's own and is still
+/// called by B.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registered_endpoint_is_checked_again_when_connecting() {
+    let a = bidder("alpha", 3.0, |_| {}).await;
+    let own = bidder("own", 1.0, |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("reg.db");
+    let no_events = |c: &mut rtb_exchange::Config| c.kafka.enabled = false;
+    let ex_a = registry_exchange(&db, no_events).await;
+    let created = admin(&ex_a, "POST", "/v1/bidders", Some(&alpha_spec(&a.url()))).await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let own_url = own.url();
+    let ex_b = registry_exchange(&db, move |c| {
+        c.kafka.enabled = false;
+        c.registry.deny_private_networks = true;
+        // Trusted by name and transport: the same entry as in the database.
+        let own = rtb_exchange::config::BidderEntry::new(
+            "own",
+            vec![own_url],
+            rtb_exchange::config::Protocol::H2c,
+        );
+        c.bidders.push(own);
+    })
+    .await;
+    // B did not seed (A did, with nothing): register "own" as B's file says.
+    let own_spec = json!({"name": "own", "endpoints": [own.url()], "protocol": "h2c"});
+    let r = admin(&ex_a, "POST", "/v1/bidders", Some(&own_spec)).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    // B picks both up from the database within a few polls.
+    let mut seen = Value::Null;
+    for i in 0..100 {
+        let r = post_url(&ex_b.url(), &request(&format!("w{i}"), 0.5, 300)).await;
+        if r.status == 200 {
+            seen = r.json();
+            if !nonbids(&seen, "alpha").is_empty() {
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        !nonbids(&seen, "alpha").is_empty(),
+        "B never tried alpha: {seen}"
+    );
+    let before = a.stats().requests;
+    for i in 0..5 {
+        let r = post_url(&ex_b.url(), &request(&format!("b{i}"), 0.5, 300)).await;
+        assert_eq!(winning_seats(&r), ["own"], "{}", r.text());
+        let v = r.json();
+        let nb = nonbids(&v, "alpha");
+        assert_eq!(nb.len(), 1, "alpha is reported as not answering: {v}");
+    }
+    assert_eq!(
+        a.stats().requests,
+        before,
+        "B connected to a private address"
+    );
+    // A, without the policy, calls it as usual.
+    let r = post_url(&ex_a.url(), &request("a1", 0.5, 300)).await;
+    assert_eq!(winning_seats(&r), ["alpha"], "{}", r.text());
+    assert!(a.stats().requests > before);
+    ex_b.shutdown().await;
+    ex_a.shutdown().await;
+}

@@ -1,19 +1,7 @@
-//! The exchange's TOML configuration: `Config::from_toml_str` on any UTF-8
-//! text must return a config or an error naming the problem, never panic.
+//! libFuzzer entry of the `config` target; the body is `../targets/config.rs`.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use rtb_exchange::config::Config;
+#[path = "../targets/config.rs"]
+mod target;
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    if let Ok(config) = Config::from_toml_str(text) {
-        // Everything derived from a validated config must be computable too.
-        let _ = config.auction.budget(None);
-        let _ = config.auction.budget(Some(u32::MAX));
-        let _ = config.auction.response_margin();
-        let _ = config.auction.bidder_network_margin();
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| target::run(data));

@@ -1,20 +1,7 @@
-//! Publisher bid requests: `decode_request` then `validate_request` on any
-//! bytes must return (an error or a request), never panic. A request that
-//! decodes must survive a round trip through the encoder.
+//! libFuzzer entry of the `request` target; the body is `../targets/request.rs`.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+#[path = "../targets/request.rs"]
+mod target;
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(req) = rtb_proto::decode_request(data) else {
-        return;
-    };
-    let valid = rtb_proto::validate_request(&req).is_ok();
-    let mut out = Vec::new();
-    rtb_proto::encode_request(&req, &mut out);
-    let again = rtb_proto::decode_request(&out).expect("an encoded request decodes");
-    if valid {
-        rtb_proto::validate_request(&again)
-            .expect("a valid request stays valid after a round trip");
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| target::run(data));

@@ -1,20 +1,7 @@
-//! Bidder responses: `decode_response` then `validate_response` on any bytes
-//! must return (an error or a response), never panic. A response that decodes
-//! must survive a round trip through the encoder.
+//! libFuzzer entry of the `response` target; the body is `../targets/response.rs`.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+#[path = "../targets/response.rs"]
+mod target;
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(resp) = rtb_proto::decode_response(data) else {
-        return;
-    };
-    let valid = rtb_proto::validate_response(&resp).is_ok();
-    let mut out = Vec::new();
-    rtb_proto::encode_response(&resp, &mut out);
-    let again = rtb_proto::decode_response(&out).expect("an encoded response decodes");
-    if valid {
-        rtb_proto::validate_response(&again)
-            .expect("a valid response stays valid after a round trip");
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| target::run(data));

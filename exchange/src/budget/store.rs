@@ -18,6 +18,7 @@
 
 use sqlx::Row;
 
+use crate::ledger::store::BeginWrite;
 use crate::ledger::{on_pool, LedgerError, Store};
 
 /// An account's budget, as configured. Amounts in micros; `None` is no limit.
@@ -238,9 +239,8 @@ impl Store {
     /// the new limits. The same budget again changes nothing.
     pub async fn put_budget(&self, b: &BudgetRow, now_ms: i64) -> Result<bool, LedgerError> {
         on_pool!(self, pool => {
-            // Writes only: a SQLite read that later upgrades to a write can
-            // fail at once with `database is locked` under a concurrent writer.
-            let mut tx = pool.begin().await?;
+            // A write transaction from its start (see `BeginWrite`).
+            let mut tx = pool.begin_write().await?;
             let inserted = sqlx::query(INSERT_BUDGET)
                 .bind(&b.account)
                 .bind(&b.bidder)
@@ -286,7 +286,7 @@ impl Store {
     /// the leases cut back to what was awarded); true when there was one.
     pub async fn delete_budget(&self, account: &str) -> Result<bool, LedgerError> {
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let n = sqlx::query(DELETE_BUDGET).bind(account).execute(&mut *tx).await?;
             sqlx::query(REVOKE_ACCOUNT).bind(account).execute(&mut *tx).await?;
             tx.commit().await?;
@@ -340,7 +340,7 @@ impl Store {
     /// `None` when the account has no budget.
     pub async fn grant(&self, req: &LeaseRequest<'_>) -> Result<Option<Granted>, LedgerError> {
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             // First a write: the lock that serializes grants of the account.
             let locked = sqlx::query(LOCK_ACCOUNT)
                 .bind(req.account)

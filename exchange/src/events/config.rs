@@ -45,6 +45,15 @@ pub struct KafkaConfig {
     pub replay_interval_ms: u64,
     /// Partitions of the topics created in the embedded mock cluster.
     pub embedded_partitions: i32,
+    /// The largest encoded event sent to Kafka, in bytes: the brokers'
+    /// `message.max.bytes` (Kafka's default is 1,000,000). Why a bound of
+    /// our own: an event the brokers refuse as too large can never be
+    /// delivered, and in the spool it would hold up every event behind it.
+    /// Larger events go to `dead_letter_path` instead, counted.
+    pub max_message_bytes: usize,
+    /// Where events Kafka can never take are kept (the spool's frame
+    /// format; opened at the first one, its path logged).
+    pub dead_letter_path: PathBuf,
 }
 
 impl Default for KafkaConfig {
@@ -59,6 +68,8 @@ impl Default for KafkaConfig {
             delivery_timeout_ms: 5_000,
             replay_interval_ms: 1_000,
             embedded_partitions: 4,
+            max_message_bytes: 1_000_000,
+            dead_letter_path: PathBuf::from("data/auction-results.dead"),
         }
     }
 }
@@ -173,6 +184,18 @@ pub fn validate(kafka: &KafkaConfig, ledger: &LedgerConfig) -> Result<(), Config
     }
     if kafka.replay_interval_ms == 0 {
         return Err(invalid("kafka.replay_interval_ms", "must be > 0"));
+    }
+    if !(1_024..=100_000_000).contains(&kafka.max_message_bytes) {
+        return Err(invalid(
+            "kafka.max_message_bytes",
+            "must be between 1024 and 100000000",
+        ));
+    }
+    if kafka.dead_letter_path.as_os_str().is_empty() || kafka.dead_letter_path == kafka.spool_path {
+        return Err(invalid(
+            "kafka.dead_letter_path",
+            "must be non-empty and differ from kafka.spool_path",
+        ));
     }
     if kafka.embedded_partitions < 1 {
         return Err(invalid("kafka.embedded_partitions", "must be >= 1"));

@@ -75,6 +75,9 @@ pub struct EventCounters {
     pub replayed: AtomicU64,
     /// Events lost because both queues were full or the spool failed; never expected.
     pub dropped: AtomicU64,
+    /// Events Kafka can never take (over `kafka.max_message_bytes`, or
+    /// refused as invalid), written to the dead-letter file.
+    pub dead_lettered: AtomicU64,
     /// Events in the spool file now. Why shared: the producer sends new
     /// events to the spool while it is not empty, to keep them in order.
     pub spool_pending: AtomicUsize,
@@ -106,6 +109,11 @@ impl EventCounters {
                 "dropped",
                 "Auction-result events lost (both queues full or the spool failed)",
                 &self.dropped,
+            ),
+            (
+                "dead_lettered",
+                "Auction-result events Kafka can never take, written to the dead-letter file",
+                &self.dead_lettered,
             ),
         ];
         // Writing into a String cannot fail.

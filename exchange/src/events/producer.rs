@@ -31,6 +31,39 @@ pub(super) enum SpoolItem {
     Event(Box<AuctionResult>),
     /// Events Kafka did not take (already encoded).
     Records(Vec<Record>),
+    /// Events Kafka can never take (over `kafka.max_message_bytes`, or
+    /// refused as invalid): they go to the dead-letter file instead, so
+    /// they neither hold up the events behind them nor get lost.
+    Dead(Vec<Record>),
+}
+
+/// What one [`send_all`] did with its records.
+#[derive(Debug, Default)]
+pub(super) struct Sent {
+    /// Acknowledged by Kafka.
+    pub(super) delivered: usize,
+    /// Not taken now (Kafka away, queue full): to be tried again, in order.
+    pub(super) failed: Vec<Record>,
+    /// Never deliverable: for the dead-letter file.
+    pub(super) dead: Vec<Record>,
+}
+
+/// Whether Kafka refused a record for what it is, not for where Kafka is:
+/// sending it again can never succeed.
+fn permanent(e: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    // librdkafka refuses an oversized record locally with the same code the
+    // broker uses.
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            C::MessageSizeTooLarge
+                | C::MessageBatchTooLarge
+                | C::InvalidRecord
+                | C::InvalidMessage
+                | C::InvalidMessageSize
+        )
+    )
 }
 
 /// The started tasks and their handles.
@@ -46,12 +79,16 @@ pub(super) struct Started {
 /// reorder events within a partition.
 pub(crate) fn kafka_producer(
     bootstrap: &str,
-    delivery_timeout_ms: u64,
+    cfg: &KafkaConfig,
 ) -> Result<FutureProducer, rdkafka::error::KafkaError> {
+    // librdkafka's own bound on a request (default 1,000,000) must leave
+    // room for one event of `max_message_bytes` and its framing.
+    let request_max = (cfg.max_message_bytes + 64 * 1024).max(1_000_000);
     ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("enable.idempotence", "true")
-        .set("message.timeout.ms", delivery_timeout_ms.to_string())
+        .set("message.timeout.ms", cfg.delivery_timeout_ms.to_string())
+        .set("message.max.bytes", request_max.to_string())
         // A few ms of batching trades nothing visible (the auction is already
         // answered) for far fewer requests to the brokers.
         .set("linger.ms", "5")
@@ -64,7 +101,7 @@ pub(super) fn start(bootstrap: &str, cfg: &KafkaConfig) -> Result<Started, Event
         path: cfg.spool_path.display().to_string(),
         source,
     })?;
-    let producer = kafka_producer(bootstrap, cfg.delivery_timeout_ms)?;
+    let producer = kafka_producer(bootstrap, cfg)?;
     let counters = Arc::new(EventCounters::default());
     counters
         .spool_pending
@@ -85,11 +122,15 @@ pub(super) fn start(bootstrap: &str, cfg: &KafkaConfig) -> Result<Started, Event
         cfg.topic.clone(),
         spool_tx.clone(),
         counters.clone(),
+        cfg.max_message_bytes,
         producer_stop_rx,
     ));
     let spool_task = tokio::spawn(spool_loop(SpoolTask {
         spool: Some(spool),
         path: cfg.spool_path.clone(),
+        dead: None,
+        dead_path: cfg.dead_letter_path.clone(),
+        max_bytes: cfg.max_message_bytes,
         rx: spool_rx,
         producer,
         topic: cfg.topic.clone(),
@@ -117,6 +158,7 @@ async fn produce_loop(
     topic: String,
     spool_tx: mpsc::Sender<SpoolItem>,
     counters: Arc<EventCounters>,
+    max_bytes: usize,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
@@ -150,8 +192,15 @@ async fn produce_loop(
             let _ = spool_tx.send(SpoolItem::Records(records)).await;
             continue;
         }
-        let (delivered, failed) = send_all(&producer, &topic, records).await;
+        let Sent {
+            delivered,
+            failed,
+            dead,
+        } = send_all(&producer, &topic, max_bytes, records).await;
         EventCounters::add(&counters.produced, delivered);
+        if !dead.is_empty() {
+            let _ = spool_tx.send(SpoolItem::Dead(dead)).await;
+        }
         if !failed.is_empty() {
             tracing::warn!(
                 failed = failed.len(),
@@ -169,41 +218,58 @@ async fn produce_loop(
     // is nothing left to flush.
 }
 
-/// Sends `records` and awaits every delivery; returns how many Kafka
-/// acknowledged and the ones it did not, in their original order.
+/// Sends `records` and awaits every delivery; says which Kafka acknowledged,
+/// which it did not take now (in their original order), and which it can
+/// never take: over `max_bytes`, or refused for what they are.
 pub(super) async fn send_all(
     producer: &FutureProducer,
     topic: &str,
+    max_bytes: usize,
     records: Vec<Record>,
-) -> (usize, Vec<Record>) {
+) -> Sent {
+    let mut sent = Sent::default();
     let mut in_flight = Vec::with_capacity(records.len());
     for r in records {
-        // `Err` means the local queue refused it (full): it counts as failed.
-        let delivery = producer
-            .send_result(FutureRecord::to(topic).key(&r.key).payload(&r.value))
-            .ok();
+        if r.value.len() > max_bytes {
+            sent.dead.push(r);
+            continue;
+        }
+        // `Err` means the local queue refused it: full (tried again later),
+        // or the record itself is refused (dead).
+        let delivery =
+            match producer.send_result(FutureRecord::to(topic).key(&r.key).payload(&r.value)) {
+                Ok(d) => Some(d),
+                Err((e, _)) if permanent(&e) => {
+                    sent.dead.push(r);
+                    continue;
+                }
+                Err(_) => None,
+            };
         in_flight.push((delivery, r));
     }
-    let mut delivered = 0;
-    let mut failed = Vec::new();
     for (delivery, r) in in_flight {
-        let ok = match delivery {
-            Some(d) => matches!(d.await, Ok(Ok(_))),
-            None => false,
-        };
-        if ok {
-            delivered += 1;
-        } else {
-            failed.push(r);
+        match delivery {
+            Some(d) => match d.await {
+                Ok(Ok(_)) => sent.delivered += 1,
+                Ok(Err((e, _))) if permanent(&e) => sent.dead.push(r),
+                _ => sent.failed.push(r),
+            },
+            None => sent.failed.push(r),
         }
     }
-    (delivered, failed)
+    sent
 }
 
 struct SpoolTask {
     /// `None` only while a blocking call holds it.
     spool: Option<Spool>,
     path: PathBuf,
+    /// The dead-letter file, opened at the first dead letter (a default run
+    /// that never has one writes no file).
+    dead: Option<Spool>,
+    dead_path: PathBuf,
+    /// `kafka.max_message_bytes`.
+    max_bytes: usize,
     rx: mpsc::Receiver<SpoolItem>,
     producer: FutureProducer,
     topic: String,
@@ -248,6 +314,7 @@ async fn spool_loop(mut t: SpoolTask) {
 
 async fn append(t: &mut SpoolTask, items: &mut Vec<SpoolItem>) {
     let mut records = Vec::with_capacity(items.len());
+    let mut dead = Vec::new();
     for item in items.drain(..) {
         match item {
             SpoolItem::Event(e) => records.push(Record {
@@ -255,7 +322,18 @@ async fn append(t: &mut SpoolTask, items: &mut Vec<SpoolItem>) {
                 value: e.to_json(),
             }),
             SpoolItem::Records(r) => records.extend(r),
+            SpoolItem::Dead(r) => dead.extend(r),
         }
+    }
+    // An event Kafka can never take would stop every event behind it in the
+    // spool: it goes to the dead-letter file (encoded here, checked here).
+    let (fits, over): (Vec<Record>, Vec<Record>) = records
+        .into_iter()
+        .partition(|r| r.value.len() <= t.max_bytes);
+    dead.extend(over);
+    let records = fits;
+    if !dead.is_empty() {
+        dead_letter(t, dead).await;
     }
     let n = records.len();
     let result = blocking(&mut t.spool, move |s| s.append(&records)).await;
@@ -279,6 +357,8 @@ async fn append(t: &mut SpoolTask, items: &mut Vec<SpoolItem>) {
 async fn replay(t: &mut SpoolTask) {
     let mut from = 0u64;
     let mut replayed = 0;
+    // Delivered or dead-lettered: what leaves the spool this round.
+    let mut moved = 0;
     // What Kafka refused, and where the part not tried yet starts.
     let mut keep = Vec::new();
     loop {
@@ -293,8 +373,17 @@ async fn replay(t: &mut SpoolTask) {
         if records.is_empty() {
             break;
         }
-        let (delivered, failed) = send_all(&t.producer, &t.topic, records).await;
+        let Sent {
+            delivered,
+            failed,
+            dead,
+        } = send_all(&t.producer, &t.topic, t.max_bytes, records).await;
         replayed += delivered;
+        if !dead.is_empty() {
+            // Out of the spool for good: counted as moved, like a delivery.
+            moved += dead.len();
+            dead_letter(t, dead).await;
+        }
         from = next;
         if !failed.is_empty() {
             // Kafka is still away: keep the rest for the next round, in order.
@@ -303,8 +392,8 @@ async fn replay(t: &mut SpoolTask) {
         }
     }
     EventCounters::add(&t.counters.replayed, replayed);
-    // Nothing delivered: the file is unchanged, no rewrite.
-    if replayed > 0 {
+    // Nothing moved: the file is unchanged, no rewrite.
+    if replayed + moved > 0 {
         let result = blocking(&mut t.spool, move |s| s.replace_from(&keep, from)).await;
         if let Err(e) = result {
             // The old file stays: its events will be sent again (the ledger
@@ -318,6 +407,46 @@ async fn replay(t: &mut SpoolTask) {
     t.counters
         .spool_pending
         .store(t.pending(), Ordering::Relaxed);
+}
+
+/// Appends `records` to the dead-letter file (opened on first use, its path
+/// logged), counts them, and logs each one's key. A file that cannot be
+/// written loses them, counted as dropped: there is nowhere else to keep them.
+async fn dead_letter(t: &mut SpoolTask, records: Vec<Record>) {
+    let n = records.len();
+    for r in &records {
+        tracing::error!(
+            key = %r.key,
+            bytes = r.value.len(),
+            max = t.max_bytes,
+            path = %t.dead_path.display(),
+            "auction event Kafka cannot take: written to the dead-letter file"
+        );
+    }
+    if t.dead.is_none() {
+        let path = t.dead_path.clone();
+        match tokio::task::spawn_blocking(move || Spool::open(&path)).await {
+            Ok(Ok(s)) => {
+                tracing::warn!(path = %t.dead_path.display(), "dead-letter file opened");
+                t.dead = Some(s);
+            }
+            Ok(Err(e)) => {
+                tracing::error!(path = %t.dead_path.display(), error = %e, "cannot open the dead-letter file")
+            }
+            Err(e) => tracing::error!(error = %e, "dead-letter open task failed"),
+        }
+    }
+    let result = match t.dead.is_some() {
+        true => blocking(&mut t.dead, move |s| s.append(&records)).await,
+        false => Err(std::io::Error::other("no dead-letter file")),
+    };
+    match result {
+        Ok(()) => EventCounters::add(&t.counters.dead_lettered, n),
+        Err(e) => {
+            EventCounters::add(&t.counters.dropped, n);
+            tracing::error!(path = %t.dead_path.display(), error = %e, lost = n, "cannot write the dead-letter file");
+        }
+    }
 }
 
 impl SpoolTask {

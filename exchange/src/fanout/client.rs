@@ -16,7 +16,8 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 
-use crate::config::{BidderEntry, Protocol};
+use crate::config::{BidderEntry, EndpointPolicy, Protocol};
+use crate::guard::GuardedConnector;
 
 /// How long establishing a TCP connection to a bidder may take. A bidder that
 /// cannot accept a connection in this time will not answer within any tmax.
@@ -58,37 +59,62 @@ pub enum BidderClient {
     Plain(Client<HttpConnector, Full<Bytes>>),
     /// HTTP/2 over TLS.
     Tls(Client<HttpsConnector<HttpConnector>, Full<Bytes>>),
+    /// h2c or HTTP/1.1, connecting only where the endpoint policy allows.
+    GuardedPlain(Client<GuardedConnector, Full<Bytes>>),
+    /// HTTP/2 over TLS, connecting only where the endpoint policy allows.
+    GuardedTls(Client<HttpsConnector<GuardedConnector>, Full<Bytes>>),
 }
 
 impl BidderClient {
-    /// Builds the client a bidder's protocol needs.
-    pub fn new(entry: &BidderEntry) -> Result<Self, ClientError> {
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        http.enforce_http(entry.protocol != Protocol::H2);
+    /// Builds the client a bidder's protocol needs. With `guard`, every
+    /// connection goes through [`GuardedConnector`]: the addresses a name
+    /// resolves to are checked when connecting, not only at registration,
+    /// so a bidder whose name is later pointed at a private address is not
+    /// connected to (DNS rebinding). Without it (bidders from the config
+    /// file, which the operator wrote) a plain connector.
+    pub fn new(
+        entry: &BidderEntry,
+        guard: Option<Arc<EndpointPolicy>>,
+    ) -> Result<Self, ClientError> {
         let mut builder = Client::builder(TokioExecutor::new());
         builder
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT);
-        match entry.protocol {
-            Protocol::Http1 => Ok(Self::Plain(builder.build(http))),
-            Protocol::H2c => {
-                h2(&mut builder);
-                Ok(Self::Plain(builder.build(http)))
-            }
-            Protocol::H2 => {
-                let tls = tls_config(entry)?;
-                let https = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_tls_config(tls)
-                    .https_only()
-                    .enable_http2()
-                    .wrap_connector(http);
-                h2(&mut builder);
-                Ok(Self::Tls(builder.build(https)))
-            }
+        if entry.protocol != Protocol::Http1 {
+            h2(&mut builder);
         }
+        let tls = match entry.protocol {
+            Protocol::H2 => Some(tls_config(entry)?),
+            _ => None,
+        };
+        let https = |tls| {
+            hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(tls)
+                .https_only()
+                .enable_http2()
+        };
+        Ok(match (guard, tls) {
+            (None, tls) => {
+                let mut http = HttpConnector::new();
+                http.set_nodelay(true);
+                http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+                http.enforce_http(tls.is_none());
+                match tls {
+                    None => Self::Plain(builder.build(http)),
+                    Some(tls) => Self::Tls(builder.build(https(tls).wrap_connector(http))),
+                }
+            }
+            (Some(policy), tls) => {
+                let guarded = GuardedConnector::new(policy).tcp(true, CONNECT_TIMEOUT);
+                match tls {
+                    None => Self::GuardedPlain(builder.build(guarded)),
+                    Some(tls) => {
+                        Self::GuardedTls(builder.build(https(tls).wrap_connector(guarded)))
+                    }
+                }
+            }
+        })
     }
 
     /// Sends one request.
@@ -96,6 +122,8 @@ impl BidderClient {
         match self {
             Self::Plain(c) => c.request(req),
             Self::Tls(c) => c.request(req),
+            Self::GuardedPlain(c) => c.request(req),
+            Self::GuardedTls(c) => c.request(req),
         }
     }
 }

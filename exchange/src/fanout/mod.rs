@@ -122,8 +122,14 @@ pub struct Bidder {
 }
 
 impl Bidder {
-    /// Builds a bidder from its settings (endpoints were validated before).
-    pub fn new(entry: &BidderEntry, metrics: Arc<BidderMetrics>) -> Result<Self, ClientError> {
+    /// Builds a bidder from its settings (endpoints were validated before);
+    /// with `guard`, its connections are checked against the endpoint
+    /// policy at connect time (see [`BidderClient::new`]).
+    pub fn new(
+        entry: &BidderEntry,
+        metrics: Arc<BidderMetrics>,
+        guard: Option<Arc<crate::config::EndpointPolicy>>,
+    ) -> Result<Self, ClientError> {
         let instances = entry
             .endpoints
             .iter()
@@ -141,7 +147,7 @@ impl Bidder {
             entry: entry.clone(),
             transport: Arc::new(Transport {
                 instances,
-                client: BidderClient::new(entry)?,
+                client: BidderClient::new(entry, guard)?,
             }),
             health: Arc::new(Health::default()),
             metrics,

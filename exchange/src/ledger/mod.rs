@@ -169,7 +169,7 @@ impl Ledger {
         let store = Store::open(cfg).await?;
         let offsets = Arc::new(Mutex::new(store.offsets_at(&kafka.topic, epoch).await?));
         let consumer = consumer::subscribe(bootstrap, kafka, cfg, offsets.clone())?;
-        let dlq = crate::events::kafka_producer(bootstrap, kafka.delivery_timeout_ms)?;
+        let dlq = crate::events::kafka_producer(bootstrap, kafka)?;
         Ok(Ledger {
             consumer,
             dlq,

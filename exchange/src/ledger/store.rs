@@ -94,6 +94,44 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// Opens a transaction that will write. On SQLite it is `BEGIN IMMEDIATE`:
+/// the write lock is taken at the start, where the busy timeout waits for
+/// it. A deferred transaction that reads first and writes later fails at
+/// once with `database is locked` when another connection committed in
+/// between (SQLite cannot upgrade a stale read snapshot, and does not call
+/// the busy handler for it); the ledger, the budget grants and the registry
+/// write to one file concurrently. PostgreSQL has row locks: a plain BEGIN.
+pub(crate) trait BeginWrite {
+    /// The pool's database.
+    type Db: sqlx::Database;
+    /// A transaction that holds the write lock from its first statement on
+    /// SQLite; a plain one on PostgreSQL.
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>>
+           + Send;
+}
+
+impl BeginWrite for PgPool {
+    type Db = sqlx::Postgres;
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>>
+           + Send {
+        self.begin()
+    }
+}
+
+impl BeginWrite for SqlitePool {
+    type Db = sqlx::Sqlite;
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>>
+           + Send {
+        self.begin_with("BEGIN IMMEDIATE")
+    }
+}
+
 /// Stored positions of one log epoch (see [`Store::offsets_at`]).
 const SELECT_OFFSETS: &str = r#"SELECT "partition", next_offset FROM ledger_offsets
     WHERE topic = $1 AND log_epoch = $2"#;
@@ -249,7 +287,7 @@ impl Store {
     ) -> Result<Applied, LedgerError> {
         let mut applied = Applied::default();
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             // Stored positions, read inside the transaction that moves them.
             let rows = sqlx::query(SELECT_OFFSETS)
                 .bind(topic)

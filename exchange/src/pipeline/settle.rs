@@ -12,7 +12,7 @@ use rtb_proto::Micros;
 use tokio::time::Instant;
 
 use super::DEFAULT_CURRENCY;
-use crate::auction::{AuctionType, DealRule, ImpRule, Invalid, Offer, Outcome, Rules};
+use crate::auction::{oversized, AuctionType, DealRule, ImpRule, Invalid, Offer, Outcome, Rules};
 use crate::config::AuctionConfig;
 use crate::outcome::{BidderStatus, Decoded};
 
@@ -166,6 +166,8 @@ pub(crate) fn offers<'a>(
                 let imp = index.get(bid.impid.as_str()).copied();
                 let rejected = if count > config.max_bids_per_response {
                     Some(Invalid::TooManyBidsInResponse)
+                } else if let Some(field) = oversized(bid) {
+                    Some(Invalid::TooLong(field))
                 } else if let Some(i) = imp {
                     per_imp[i] += 1;
                     if per_imp[i] == 1 {

@@ -22,7 +22,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use tokio::sync::{Mutex, Notify};
 
-use crate::config::{BidderEntry, Config};
+use crate::config::{BidderEntry, Config, EndpointPolicy};
 use crate::fanout::{Bidder, ClientError};
 use crate::metrics::Metrics;
 pub use store::{Store, StoreError, Stored};
@@ -36,6 +36,14 @@ pub enum RegistryError {
     /// A bidder's client could not be built.
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// `[registry]`'s endpoint policy is invalid.
+    #[error("{key}: {message}")]
+    Policy {
+        /// The config key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// An immutable snapshot of the bidders.
@@ -68,6 +76,13 @@ pub struct Registry {
     /// Wakes the poller early (after a local change); shared with the
     /// poller so it need not hold the registry alive while it sleeps.
     wake: Arc<Notify>,
+    /// What bidders registered through the API may connect to, checked
+    /// again at every connect (after DNS).
+    policy: Arc<EndpointPolicy>,
+    /// The config file's bidders: written by the operator, so trusted and
+    /// connected to without the policy (a bidder in the database with the
+    /// same name and transport counts as one of them).
+    trusted: Vec<BidderEntry>,
 }
 
 impl Registry {
@@ -75,16 +90,21 @@ impl Registry {
     /// seeded from the config's bidders on first start, then loaded) or
     /// fixed from the config file.
     pub async fn open(config: &Config, metrics: Arc<Metrics>) -> Result<Arc<Self>, RegistryError> {
+        let policy = Arc::new(
+            EndpointPolicy::new(&config.registry)
+                .map_err(|(key, message)| RegistryError::Policy { key, message })?,
+        );
+        let trusted = config.bidders.clone();
         let Some(url) = config.registry_database() else {
             let mut set = BidderSet::default();
             for e in &config.bidders {
-                let b = Arc::new(Bidder::new(e, metrics.bidder(&e.name))?);
+                let b = Arc::new(Bidder::new(e, metrics.bidder(&e.name), None)?);
                 if e.enabled {
                     set.active.push(b.clone());
                 }
                 set.all.push(b);
             }
-            return Ok(Arc::new(Self::with(set, None, metrics)));
+            return Ok(Arc::new(Self::with(set, None, metrics, policy, trusted)));
         };
         let store = Store::open(&url).await?;
         if store.seed(&config.bidders).await? {
@@ -95,19 +115,43 @@ impl Registry {
         } else if !config.bidders.is_empty() {
             tracing::info!("registry already initialised: config-file bidders not re-seeded");
         }
-        let registry = Arc::new(Self::with(BidderSet::default(), Some(store), metrics));
+        let registry = Arc::new(Self::with(
+            BidderSet::default(),
+            Some(store),
+            metrics,
+            policy,
+            trusted,
+        ));
         registry.reload().await?;
         Ok(registry)
     }
 
-    fn with(set: BidderSet, store: Option<Store>, metrics: Arc<Metrics>) -> Self {
+    fn with(
+        set: BidderSet,
+        store: Option<Store>,
+        metrics: Arc<Metrics>,
+        policy: Arc<EndpointPolicy>,
+        trusted: Vec<BidderEntry>,
+    ) -> Self {
         Self {
             current: ArcSwap::from_pointee(set),
             store,
             metrics,
             reloading: Mutex::new(()),
             wake: Arc::new(Notify::new()),
+            policy,
+            trusted,
         }
+    }
+
+    /// The policy `e`'s connections go through: none for a bidder of the
+    /// config file, the endpoint policy for one registered through the API.
+    fn guard_for(&self, e: &BidderEntry) -> Option<Arc<EndpointPolicy>> {
+        let trusted = self
+            .trusted
+            .iter()
+            .any(|t| t.name == e.name && t.same_transport(e));
+        (!trusted).then(|| self.policy.clone())
     }
 
     /// The current bidders: one atomic load, for the hot path.
@@ -152,7 +196,7 @@ impl Registry {
             let kept = by_name.get(e.name.as_str()).and_then(|b| b.renew(&e));
             let bidder = match kept {
                 Some(b) => b,
-                None => match Bidder::new(&e, self.metrics.bidder(&e.name)) {
+                None => match Bidder::new(&e, self.metrics.bidder(&e.name), self.guard_for(&e)) {
                     Ok(b) => b,
                     Err(err) => {
                         // One bad entry must not take the others down.

@@ -213,6 +213,14 @@ pub async fn registry_exchange(
         sqlite_path: Some(db.to_owned()),
         ..Config::default()
     };
+    // The event pipeline's state files go beside `db`: their defaults are
+    // relative to the working directory, which the tests of one binary
+    // share, and two exchanges on one spool or ledger file interfere
+    // (SQLite's "database is locked" at start, spooled events mixed).
+    let dir = db.parent().unwrap_or(std::path::Path::new("."));
+    config.kafka.spool_path = dir.join("events.spool");
+    config.kafka.dead_letter_path = dir.join("events.dead");
+    config.ledger.sqlite_path = dir.join("ledger.sqlite");
     tweak(&mut config);
     config.validate().unwrap();
     server::start(config).await.unwrap()

@@ -1,4 +1,6 @@
-//! A connector that refuses what [`EndpointPolicy`] forbids, at connect time.
+//! A connector that refuses what [`EndpointPolicy`] forbids, at connect time:
+//! under the win-notice client (every nurl) and under the clients of the
+//! bidders registered through the admin API.
 //!
 //! Checking a URL before fetching it is not enough: a name can resolve to a
 //! private address (or be re-pointed there between the check and the
@@ -105,6 +107,13 @@ impl GuardedConnector {
         });
         inner.enforce_http(false);
         Self { policy, inner }
+    }
+
+    /// The inner connector's TCP settings (`TCP_NODELAY`, connect timeout).
+    pub fn tcp(mut self, nodelay: bool, connect_timeout: std::time::Duration) -> Self {
+        self.inner.set_nodelay(nodelay);
+        self.inner.set_connect_timeout(Some(connect_timeout));
+        self
     }
 
     /// Checks the URI's scheme and host before any connection is tried.
