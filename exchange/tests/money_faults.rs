@@ -239,3 +239,125 @@ async fn a_lease_past_its_validity_awards_nothing() {
     let _ = stop.send(true);
     task.await.unwrap();
 }
+
+/// A grant for this instance, made straight in the database: what a grant
+/// whose commit went through but whose answer was lost leaves behind.
+async fn lost_grant(store: &Store, now_ms: i64, awarded: i64) -> i64 {
+    store
+        .grant(&rtb_exchange::budget::LeaseRequest {
+            account: "alpha",
+            instance: "x",
+            day: &utc_day(now_ms),
+            now_ms,
+            awarded_micros: awarded,
+            release: false,
+            need_micros: 0,
+            min_micros: 1_000_000,
+            fraction: 0.5,
+            ttl_ms: BudgetConfig::default().lease_ttl_ms as i64,
+        })
+        .await
+        .unwrap()
+        .unwrap()
+        .amount
+}
+
+/// A resync makes memory agree with the database, both ways: a grant that
+/// committed with its answer lost is used, and a lease cut back behind the
+/// instance's back caps what it awards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resync_adopts_what_the_database_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path()).await;
+    store.put_budget(&row(10_000_000), 0).await.unwrap();
+    let clock = Arc::new(ManualClock::new(NOON));
+    let x = Budgets::start(store.clone(), "x".into(), clock.clone(), config(0.2))
+        .await
+        .unwrap();
+    let day = day_of(NOON);
+    // The first grant: 20 % of 10.00.
+    assert!(x.reserve("alpha", None, 2_000_000, day, "USD"));
+    assert!(!x.reserve("alpha", None, 10_000, day, "USD"));
+    let lost = lost_grant(&store, NOON, 2_000_000).await;
+    assert_eq!(lost, 4_000_000, "half of the 8.00 free");
+    assert!(
+        !x.reserve("alpha", None, 10_000, day, "USD"),
+        "memory does not know the lost grant yet"
+    );
+    assert_eq!(x.resync(NOON).await.unwrap(), 1);
+    assert!(x.reserve("alpha", None, 3_000_000, day, "USD"));
+    // Awarded 5.00 of 6.00. The row is cut back to 5.00 behind x's back
+    // (as a revoke or an expiry would): x awards nothing more after a resync.
+    store
+        .release("alpha", "x", &utc_day(NOON), 5_000_000)
+        .await
+        .unwrap();
+    assert_eq!(x.resync(NOON).await.unwrap(), 1);
+    assert!(!x.reserve("alpha", None, 10_000, day, "USD"));
+    let s = store
+        .budget_status("alpha", &utc_day(NOON))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.leased_micros, 5_000_000, "{s:?}");
+}
+
+/// A grant that times out (the database locked for longer than the call's
+/// time budget) makes the next refill pass read the leases back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_grant_is_followed_by_a_resync() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path()).await;
+    store.put_budget(&row(10_000_000), 0).await.unwrap();
+    let clock = Arc::new(ManualClock::new(NOON));
+    let cfg = BudgetConfig {
+        lease_ttl_ms: 1_200,
+        ..config(0.2)
+    };
+    let x = Budgets::start(store.clone(), "x".into(), clock.clone(), cfg)
+        .await
+        .unwrap();
+    let day = day_of(NOON);
+    assert!(x.reserve("alpha", None, 2_000_000, day, "USD"));
+    let resyncs = |b: &Budgets| {
+        let mut text = String::new();
+        b.encode_prometheus(&mut text);
+        text.lines()
+            .find_map(|l| l.strip_prefix("rtb_budget_lease_resyncs_total "))
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    assert_eq!(resyncs(&x), 0);
+    // Another connection holds SQLite's write lock for 1.5 s: the grant
+    // the refill task asks for (the lease is empty) waits past its 400 ms.
+    let lock = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(
+            sqlx::sqlite::SqliteConnectOptions::new().filename(dir.path().join("ledger.sqlite")),
+        )
+        .await
+        .unwrap();
+    let mut tx = lock.begin_with("BEGIN IMMEDIATE").await.unwrap();
+    sqlx::query("UPDATE budget_accounts SET updated_ms = updated_ms")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let (stop, rx) = watch::channel(false);
+    let task = x.spawn_refill(rx);
+    assert!(!x.reserve("alpha", None, 1_000_000, day, "USD"));
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    tx.rollback().await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while resyncs(&x) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no resync");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Afterwards grants go on as usual.
+    until(&clock, "a new grant", || {
+        x.reserve("alpha", None, 1_000_000, day, "USD")
+    })
+    .await;
+    let _ = stop.send(true);
+    task.await.unwrap();
+}

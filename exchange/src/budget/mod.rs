@@ -36,7 +36,7 @@ pub mod clock;
 pub mod store;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -280,6 +280,13 @@ pub struct Budgets {
     /// Winning bids this instance could not pay from its leases (loss
     /// reason 1000), for `/metrics`.
     lost: AtomicU64,
+    /// A grant or renewal failed or timed out since the last resync: what
+    /// the database holds for this instance may differ from memory (a grant
+    /// committed with its answer lost, a row cut back meanwhile). The next
+    /// refill pass first reads every lease back ([`resync`](Self::resync)).
+    unsure: AtomicBool,
+    /// Resyncs done (for `/metrics`).
+    resyncs: AtomicU64,
 }
 
 impl Budgets {
@@ -301,6 +308,8 @@ impl Budgets {
             writer: Mutex::default(),
             wake: Notify::new(),
             lost: AtomicU64::new(0),
+            unsure: AtomicBool::new(false),
+            resyncs: AtomicU64::new(0),
         });
         b.reload().await?;
         b.refill_all(b.clock.now_ms()).await;
@@ -376,6 +385,16 @@ impl Budgets {
             out,
             "rtb_budget_lost_bids_total {}",
             self.lost.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP rtb_budget_lease_resyncs_total Times this instance read its budget leases back from the database after a failed or timed-out grant or renewal."
+        );
+        let _ = writeln!(out, "# TYPE rtb_budget_lease_resyncs_total counter");
+        let _ = writeln!(
+            out,
+            "rtb_budget_lease_resyncs_total {}",
+            self.resyncs.load(Ordering::Relaxed)
         );
     }
 
@@ -548,6 +567,19 @@ impl Budgets {
 
     /// One pass over every lease: day change, refill, release.
     async fn refill_all(&self, now_ms: i64) {
+        if self.unsure.load(Ordering::Relaxed) {
+            match self.resync(now_ms).await {
+                Ok(n) => tracing::info!(leases = n, "budget leases resynced from the database"),
+                Err(e) => {
+                    // Still unsure: no grant on top of figures that may be
+                    // wrong; awards go on from what memory holds, which
+                    // never exceeds what was granted and stays bounded by
+                    // each lease's validity.
+                    tracing::warn!(error = %e, "budget lease resync failed; retrying next pass");
+                    return;
+                }
+            }
+        }
         for account in self.accounts() {
             if let Err(e) = self.refill(&account, now_ms).await {
                 tracing::warn!(account = %account.key(), error = %e, "budget lease refill failed");
@@ -615,10 +647,16 @@ impl Budgets {
         };
         let granted = match tokio::time::timeout(self.call_timeout(), self.store.grant(&req)).await
         {
-            Ok(g) => g?,
+            Ok(Ok(g)) => g,
+            Ok(Err(e)) => {
+                // The commit may have happened with the answer lost.
+                self.unsure.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
             Err(_) => {
-                // Dropped: rolled back, or committed with the answer lost
-                // (then stranded until it expires, never overspent).
+                // Dropped: rolled back, or committed with the answer lost;
+                // the next pass reads the lease back (resync).
+                self.unsure.store(true, Ordering::Relaxed);
                 tracing::warn!(account = %account.key(), "budget lease grant timed out");
                 return Ok(());
             }
@@ -662,6 +700,71 @@ impl Budgets {
             }
         }
         Ok(())
+    }
+
+    /// Reads every lease of this instance back from the database and makes
+    /// memory agree with it; returns how many were read. Run by the refill
+    /// task after a grant or renewal failed or timed out, and callable at
+    /// any time. For each account's lease of today:
+    /// - no row: nothing is held, nothing more is awarded;
+    /// - a row the database may reclaim soon (past `expires` less the
+    ///   safety margin): nothing more is awarded, the rest is given back;
+    /// - otherwise the database's figure is adopted, up or down: a grant
+    ///   that committed with its answer lost is used, and a row cut back
+    ///   behind this instance's back (revoked, expired and reclaimed) caps
+    ///   what memory awards. A lease being given back is left to do so.
+    pub async fn resync(&self, now_ms: i64) -> Result<usize, LedgerError> {
+        // Cleared first: a failure from here on sets it again.
+        self.unsure.store(false, Ordering::Relaxed);
+        let day = day_of(now_ms);
+        let text = utc_day(now_ms);
+        let mut read = 0;
+        for account in self.accounts() {
+            let (generation, held) = {
+                let l = account.lease();
+                (l.generation, l.day == Some(day))
+            };
+            if !held {
+                continue;
+            }
+            let lookup = self.store.lease_row(account.key(), &self.instance, &text);
+            let row = match tokio::time::timeout(self.call_timeout(), lookup).await {
+                Ok(Ok(row)) => row,
+                Ok(Err(e)) => {
+                    self.unsure.store(true, Ordering::Relaxed);
+                    return Err(e);
+                }
+                Err(_) => {
+                    self.unsure.store(true, Ordering::Relaxed);
+                    return Err(LedgerError::Timeout("budget lease resync"));
+                }
+            };
+            read += 1;
+            let mut l = account.lease();
+            if l.day != Some(day) || l.generation != generation || l.release {
+                continue;
+            }
+            match row {
+                None => {
+                    l.granted = l.awarded;
+                    l.valid_until_ms = 0;
+                }
+                Some((granted, expires)) => {
+                    let valid = expires - self.safety_margin().as_millis() as i64;
+                    if now_ms >= valid {
+                        if granted > l.awarded {
+                            l.release = true;
+                        }
+                        l.granted = l.awarded;
+                    } else {
+                        l.granted = granted.max(l.awarded);
+                        l.valid_until_ms = valid;
+                    }
+                }
+            }
+        }
+        self.resyncs.fetch_add(1, Ordering::Relaxed);
+        Ok(read)
     }
 
     /// Gives back what was not awarded from a lease whose day ended.
@@ -710,9 +813,11 @@ impl Budgets {
                     }
                 }
                 Ok(Err(e)) => {
+                    self.unsure.store(true, Ordering::Relaxed);
                     tracing::warn!(account = %account.key(), error = %e, "budget lease renewal failed")
                 }
                 Err(_) => {
+                    self.unsure.store(true, Ordering::Relaxed);
                     tracing::warn!(account = %account.key(), "budget lease renewal timed out")
                 }
             }

@@ -400,6 +400,28 @@ impl Store {
         })
     }
 
+    /// One lease as the database holds it: (granted, expires_ms), `None`
+    /// when the instance holds none on that account and day.
+    pub async fn lease_row(
+        &self,
+        account: &str,
+        instance: &str,
+        day: &str,
+    ) -> Result<Option<(i64, i64)>, LedgerError> {
+        const SELECT_LEASE: &str = "SELECT granted_micros, expires_ms FROM budget_leases
+            WHERE account = $1 AND instance = $2 AND day = $3";
+        on_pool!(self, pool => {
+            let row = sqlx::query(SELECT_LEASE)
+                .bind(account)
+                .bind(instance)
+                .bind(day)
+                .fetch_optional(pool)
+                .await?;
+            row.map(|r| Ok((r.try_get::<i64, _>(0)?, r.try_get::<i64, _>(1)?)))
+                .transpose()
+        })
+    }
+
     /// Extends a lease's expiry and records what its instance awarded.
     pub async fn renew(
         &self,

@@ -69,6 +69,9 @@ pub enum LedgerError {
     /// database refusal, it is split to find the event at fault.
     #[error("ledger refused the batch: {0}")]
     Refused(String),
+    /// A database call took longer than its time budget (named).
+    #[error("ledger database: {0} timed out")]
+    Timeout(&'static str),
 }
 
 impl LedgerError {
