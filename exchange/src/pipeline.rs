@@ -130,6 +130,12 @@ impl Exchange {
         &self.instance
     }
 
+    /// False while auction events cannot be recorded durably (see
+    /// [`EventSink::recording`](crate::events::EventSink::recording)).
+    pub fn recording(&self) -> bool {
+        self.events.as_ref().is_none_or(|e| e.recording())
+    }
+
     /// The budget leases, when budgets are on.
     pub fn budgets(&self) -> Option<&Arc<Budgets>> {
         self.budgets.as_ref()
@@ -226,14 +232,17 @@ impl Exchange {
         };
         let mut permits = Vec::with_capacity(set.active.len());
         let today = self.budgets.as_ref().map(|_| day_of(self.clock.now_ms()));
+        let recording = self.recording();
         for b in &set.active {
             // A bidder that could not pay for a win is not called at all.
             if let (Some(budgets), Some(day)) = (&self.budgets, today) {
-                if let Some(why) = budgets.blocked(&b.name, day, &currency) {
-                    let skip = match why {
-                        crate::budget::Refusal::Exhausted => Skip::Budget,
-                        crate::budget::Refusal::Currency => Skip::BudgetCurrency,
-                    };
+                let why = match budgets.blocked(&b.name, day, &currency) {
+                    Some(crate::budget::Refusal::Exhausted) => Some(Skip::Budget),
+                    Some(crate::budget::Refusal::Currency) => Some(Skip::BudgetCurrency),
+                    None if !recording && budgets.budgeted(&b.name) => Some(Skip::Unrecorded),
+                    None => None,
+                };
+                if let Some(skip) = why {
                     b.metrics().skipped.inc();
                     who.skipped.push((b.clone(), skip));
                     continue;

@@ -505,3 +505,173 @@ async fn a_restart_on_the_default_state_files_loses_no_debit() {
         "the ledger's spend vs the clearing prices of both runs"
     );
 }
+
+/// kill -9 right after the publishers got their answers loses no event: the
+/// auctions' events were in the crash journal before the answers left, and
+/// the next start on the same directory sends them again. The embedded
+/// ledger batches for 3 s here, so at the kill nothing of the run is
+/// applied yet (the mock cluster's log dies with the process); after the
+/// restart the ledger holds every debit exactly once, and the log names
+/// the journal and what it recovered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_after_the_answers_loses_no_event() {
+    let a = bidder("alpha", 3.0, |_| {}).await;
+    let (dir, path) = one_bidder_config(
+        "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n[ledger]\nbatch_ms = 3000\n",
+        &a.url(),
+    );
+    let log = dir.path().join("exchange.log");
+    let (mut child, url, _) = serve_in(dir.path(), &path, &log);
+    let charged = win(&url, "k9", 30).await;
+    assert!(Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let _ = tokio::task::spawn_blocking(move || child.wait().unwrap()).await;
+    let journal = dir.path().join("data/auction-results.journal");
+    assert!(
+        std::fs::read_dir(&journal).unwrap().count() > 0,
+        "the journal holds the run's events"
+    );
+    // The restart moves them to the spool and replays them to the new log.
+    let (child, _, _) = serve_in(dir.path(), &path, &log);
+    let db = dir.path().join("data/ledger.sqlite");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut debits: i64 = 0;
+    while debits < 30 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        debits = sqlx::query_scalar("SELECT COUNT(*) FROM debits")
+            .fetch_one(&pool)
+            .await
+            .unwrap_or(0);
+    }
+    sigterm(&child);
+    let mut child = child;
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    let debits: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM debits")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let spent: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(spent_micros), 0) FROM account_spend")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(debits, 30, "every answered win debited once");
+    assert_eq!(spent, charged);
+    // Without the log's colours (ESC [ ... m).
+    let raw = std::fs::read_to_string(&log).unwrap();
+    let mut text = String::with_capacity(raw.len());
+    let mut in_escape = false;
+    for ch in raw.chars() {
+        match (in_escape, ch) {
+            (false, '\u{1b}') => in_escape = true,
+            (true, 'm') => in_escape = false,
+            (true, _) => {}
+            (false, c) => text.push(c),
+        }
+    }
+    let shown = std::fs::canonicalize(&journal).unwrap();
+    assert!(
+        text.lines().any(
+            |l| l.contains("event journal: directory") && l.contains(&*shown.to_string_lossy())
+        ),
+        "the log names the journal by its absolute path:\n{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("an earlier run did not finish") && l.contains("events=30")),
+        "the second start says what it recovered:\n{text}"
+    );
+    // A graceful stop, everything applied: no segment is left behind.
+    let left: Vec<_> = std::fs::read_dir(&journal).unwrap().flatten().collect();
+    assert!(left.is_empty(), "after a clean stop: {left:?}");
+}
+
+/// When the crash journal cannot be written (here: a file size limit of
+/// 1 MiB, `ulimit -f`, and events of 150 KB), the exchange says so: /readyz
+/// answers 503 naming the journal, a budgeted bidder is no longer called
+/// (its wins could not be recorded for sure), an unbudgeted one still is,
+/// and /metrics counts the failed writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwritable_journal_turns_the_exchange_not_ready() {
+    let a = bidder("alpha", 3.0, |_| {}).await;
+    let b = bidder("beta", 2.0, |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("exchange.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\
+             [[bidders]]\nname = \"alpha\"\nendpoints = [\"{}\"]\n\
+             [[bidders]]\nname = \"beta\"\nendpoints = [\"{}\"]\n",
+            a.url(),
+            b.url()
+        ),
+    )
+    .unwrap();
+    // SIGXFSZ ignored (kept across exec): a write past the limit fails
+    // with EFBIG instead of killing the process.
+    let mut child = Command::new("bash")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 1024; exec \"$0\" serve --config \"$1\"")
+        .arg(EXCHANGE)
+        .arg(&config)
+        .env("EXCHANGE_ADMIN_TOKEN", TOKEN)
+        .env_remove("DATABASE_URL")
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (url, admin) = listening_urls(&mut child, "exchange");
+    let set = admin_call(
+        "PUT",
+        &format!("{admin}/v1/bidders/alpha/budget"),
+        Some(&json!({"total": 1000})),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(set.status, 201, "{}", set.text());
+    let ready = |url: String| async move { get(format!("{url}/readyz")).await };
+    assert_eq!(ready(url.clone()).await.0, 200);
+    let long = "r".repeat(150_000);
+    let mut not_ready = None;
+    for i in 0..40 {
+        post_url(&url, &request(&format!("{long}{i}"), 0.5, 300)).await;
+        let (status, text) = ready(url.clone()).await;
+        if status == 503 {
+            not_ready = Some(text);
+            break;
+        }
+    }
+    let text = not_ready.expect("the exchange stayed ready with an unwritable journal");
+    assert!(text.contains("journal"), "{text}");
+    let r = post_url(&url, &request("small", 0.5, 300)).await;
+    assert_eq!(winning_seats(&r), ["beta"], "{}", r.text());
+    let v = r.json();
+    let nb = nonbids(&v, "alpha");
+    assert!(
+        nb[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be recorded"),
+        "{v}"
+    );
+    let (_, metrics) = get(format!("{url}/metrics")).await;
+    let failures: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("rtb_events_journal_failures_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(failures >= 1, "{metrics}");
+    sigterm(&child);
+    let _ = tokio::task::spawn_blocking(move || child.wait().unwrap()).await;
+}

@@ -23,6 +23,7 @@
 mod build;
 pub mod config;
 pub mod embedded;
+pub mod journal;
 mod producer;
 pub mod spool;
 
@@ -40,7 +41,8 @@ pub use embedded::EmbeddedKafka;
 pub(crate) use producer::kafka_producer;
 
 use crate::ledger::{Ledger, LedgerError, LedgerStats};
-use producer::SpoolItem;
+use journal::{Journal, Ticket};
+use producer::{Journaled, SpoolItem};
 
 /// Why the event pipeline could not start.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +80,9 @@ pub struct EventCounters {
     /// Events Kafka can never take (over `kafka.max_message_bytes`, or
     /// refused as invalid), written to the dead-letter file.
     pub dead_lettered: AtomicU64,
+    /// Events the crash journal could not write (they went on through
+    /// memory, not crash-safe).
+    pub journal_failures: AtomicU64,
     /// Events in the spool file now. Why shared: the producer sends new
     /// events to the spool while it is not empty, to keep them in order.
     pub spool_pending: AtomicUsize,
@@ -115,6 +120,11 @@ impl EventCounters {
                 "Auction-result events Kafka can never take, written to the dead-letter file",
                 &self.dead_lettered,
             ),
+            (
+                "journal_failures",
+                "Auction-result events the crash journal could not write (not crash-safe)",
+                &self.journal_failures,
+            ),
         ];
         // Writing into a String cannot fail.
         for (name, help, c) in counters {
@@ -147,27 +157,52 @@ impl EventCounters {
 /// The hot path's handle: hands events over without ever waiting.
 #[derive(Debug, Clone)]
 pub struct EventSink {
-    queue_tx: mpsc::Sender<AuctionResult>,
+    queue_tx: mpsc::Sender<Journaled>,
     spool_tx: mpsc::Sender<SpoolItem>,
     counters: Arc<EventCounters>,
+    journal: Option<Arc<Journal>>,
 }
 
 impl EventSink {
-    /// Queues an event for Kafka; a full queue sends it to the spool
-    /// instead. Never blocks, never awaits.
+    /// Encodes the event, appends it to the crash journal (one `write` to
+    /// the page cache, no fsync) and queues it for Kafka; a full queue sends
+    /// it to the spool instead. Never awaits; the journal write is the one
+    /// system call, and it happens before the publisher's answer leaves.
     pub fn emit(&self, event: AuctionResult) {
-        let event = match self.queue_tx.try_send(event) {
+        let record = spool::Record {
+            key: event.key().to_owned(),
+            value: event.to_json(),
+        };
+        let ticket = match &self.journal {
+            Some(j) => {
+                let t = j.write(&record);
+                if !t.is_held() {
+                    self.counters
+                        .journal_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                t
+            }
+            None => Ticket::none(),
+        };
+        let item = Journaled { record, ticket };
+        let item = match self.queue_tx.try_send(item) {
             Ok(()) => return,
             Err(mpsc::error::TrySendError::Full(e) | mpsc::error::TrySendError::Closed(e)) => e,
         };
-        if self
-            .spool_tx
-            .try_send(SpoolItem::Event(Box::new(event)))
-            .is_err()
-        {
+        if let Err(e) = self.spool_tx.try_send(SpoolItem::Records(vec![item])) {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-            tracing::error!("auction event dropped: event queue and spool queue are full");
+            tracing::error!("auction event dropped in memory: event queue and spool queue are full (it stays in the journal for the next start)");
+            let (mpsc::error::TrySendError::Full(i) | mpsc::error::TrySendError::Closed(i)) = e;
+            i.lost();
         }
+    }
+
+    /// False while events cannot be recorded durably (the journal's last
+    /// write failed): the exchange is not ready and does not call budgeted
+    /// bidders, whose wins it could lose.
+    pub fn recording(&self) -> bool {
+        self.journal.as_ref().is_none_or(|j| j.writable())
     }
 
     /// The pipeline's counters.
@@ -208,6 +243,9 @@ pub struct EventSystem {
     producer_task: JoinHandle<()>,
     spool_stop: watch::Sender<bool>,
     spool_task: JoinHandle<()>,
+    journal: Option<Arc<Journal>>,
+    journal_stop: watch::Sender<bool>,
+    journal_task: Option<JoinHandle<()>>,
     ledger: Option<(watch::Sender<bool>, JoinHandle<()>, Arc<LedgerStats>)>,
     // Dropped last: the tasks above talk to it until they stop.
     embedded: Option<EmbeddedKafka>,
@@ -246,7 +284,22 @@ impl EventSystem {
         } else {
             None
         };
-        let p = producer::start(&bootstrap, kafka)?;
+        // With the in-memory cluster, an event is safe once the embedded
+        // ledger applied it, not once the cluster has it (see `journal`).
+        let counters = Arc::new(EventCounters::default());
+        let gate = match (&embedded, &ledger_task) {
+            (Some(_), Some((_, _, stats))) => {
+                let (c, l) = (counters.clone(), stats.clone());
+                Some(journal::Gate {
+                    delivered: Box::new(move || {
+                        EventCounters::get(&c.produced) + EventCounters::get(&c.replayed)
+                    }),
+                    applied: Box::new(move || l.messages.load(Ordering::Relaxed)),
+                })
+            }
+            _ => None,
+        };
+        let p = producer::start(&bootstrap, kafka, counters, gate)?;
         Ok(Self {
             sink: p.sink,
             bootstrap,
@@ -254,6 +307,9 @@ impl EventSystem {
             producer_task: p.producer_task,
             spool_stop: p.spool_stop,
             spool_task: p.spool_task,
+            journal: p.journal,
+            journal_stop: p.journal_stop,
+            journal_task: p.journal_task,
             ledger: ledger_task,
             embedded,
         })
@@ -298,6 +354,15 @@ impl EventSystem {
         if let Some((stop, task, _)) = self.ledger {
             let _ = stop.send(true);
             let _ = task.await;
+        }
+        // Everything is delivered (and, embedded, applied) or spooled: the
+        // journal's segments go, except those an event still needs.
+        let _ = self.journal_stop.send(true);
+        if let Some(t) = self.journal_task {
+            let _ = t.await;
+        }
+        if let Some(j) = self.journal {
+            let _ = tokio::task::spawn_blocking(move || j.close()).await;
         }
         drop(self.embedded);
     }

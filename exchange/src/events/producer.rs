@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rtb_proto::events::AuctionResult;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use super::journal::{self, Journal, Ticket};
 use super::spool::{Record, Spool};
 use super::{EventCounters, EventSink, EventsError, KafkaConfig};
 
@@ -27,14 +27,53 @@ const REPLAY_CHUNK: usize = 4_096;
 /// What the spool task is handed.
 #[derive(Debug)]
 pub(super) enum SpoolItem {
-    /// An event that found the queue full (still to be encoded).
-    Event(Box<AuctionResult>),
-    /// Events Kafka did not take (already encoded).
-    Records(Vec<Record>),
+    /// Events Kafka did not take, or that found the queue full.
+    Records(Vec<Journaled>),
     /// Events Kafka can never take (over `kafka.max_message_bytes`, or
     /// refused as invalid): they go to the dead-letter file instead, so
     /// they neither hold up the events behind them nor get lost.
-    Dead(Vec<Record>),
+    Dead(Vec<Journaled>),
+}
+
+impl SpoolItem {
+    /// The events could not be handed on: they are lost in memory, their
+    /// journal segments kept for the next start.
+    pub(super) fn lost(self) {
+        let (SpoolItem::Records(items) | SpoolItem::Dead(items)) = self;
+        items.into_iter().for_each(|j| j.ticket.pin());
+    }
+}
+
+/// An encoded event and its hold on the journal, which it keeps until the
+/// event is safe elsewhere (see [`journal`]).
+#[derive(Debug)]
+pub(crate) struct Journaled {
+    /// Key and JSON value.
+    pub(crate) record: Record,
+    /// Returned (dropped) once Kafka, the spool or the dead-letter file has it.
+    pub(crate) ticket: Ticket,
+}
+
+impl Journaled {
+    fn spooled(record: Record) -> Journaled {
+        Journaled {
+            record,
+            ticket: Ticket::none(),
+        }
+    }
+}
+
+/// Hands `item` to the spool task; if that task is gone, the events are lost.
+async fn to_spool(spool_tx: &mpsc::Sender<SpoolItem>, item: SpoolItem) {
+    if let Err(mpsc::error::SendError(item)) = spool_tx.send(item).await {
+        tracing::error!("spool task gone: events kept in the journal for the next start");
+        item.lost();
+    }
+}
+
+/// Splits `items` into records to write and tickets to return once written.
+fn unzip(items: Vec<Journaled>) -> (Vec<Record>, Vec<Ticket>) {
+    items.into_iter().map(|j| (j.record, j.ticket)).unzip()
 }
 
 /// What one [`send_all`] did with its records.
@@ -43,9 +82,9 @@ pub(super) struct Sent {
     /// Acknowledged by Kafka.
     pub(super) delivered: usize,
     /// Not taken now (Kafka away, queue full): to be tried again, in order.
-    pub(super) failed: Vec<Record>,
+    pub(super) failed: Vec<Journaled>,
     /// Never deliverable: for the dead-letter file.
-    pub(super) dead: Vec<Record>,
+    pub(super) dead: Vec<Journaled>,
 }
 
 /// Whether Kafka refused a record for what it is, not for where Kafka is:
@@ -73,6 +112,9 @@ pub(super) struct Started {
     pub(super) producer_task: JoinHandle<()>,
     pub(super) spool_stop: watch::Sender<bool>,
     pub(super) spool_task: JoinHandle<()>,
+    pub(super) journal: Option<Arc<Journal>>,
+    pub(super) journal_stop: watch::Sender<bool>,
+    pub(super) journal_task: Option<JoinHandle<()>>,
 }
 
 /// An idempotent producer: retries inside librdkafka cannot duplicate or
@@ -95,14 +137,33 @@ pub(crate) fn kafka_producer(
         .create()
 }
 
-/// Opens the spool and starts both tasks.
-pub(super) fn start(bootstrap: &str, cfg: &KafkaConfig) -> Result<Started, EventsError> {
-    let spool = Spool::open(&cfg.spool_path).map_err(|source| EventsError::Spool {
+/// Opens the spool and the journal (moving what an earlier run left in the
+/// journal into the spool) and starts the tasks.
+pub(super) fn start(
+    bootstrap: &str,
+    cfg: &KafkaConfig,
+    counters: Arc<EventCounters>,
+    gate: Option<journal::Gate>,
+) -> Result<Started, EventsError> {
+    let spool_error = |source| EventsError::Spool {
         path: cfg.spool_path.display().to_string(),
         source,
-    })?;
+    };
+    let mut spool = Spool::open(&cfg.spool_path).map_err(spool_error)?;
+    let journal = match cfg.journal {
+        true => {
+            let dir = cfg.journal_dir();
+            let (j, _) = Journal::open(&dir, cfg.journal_segment_bytes, gate, &mut spool).map_err(
+                |source| EventsError::Spool {
+                    path: dir.display().to_string(),
+                    source,
+                },
+            )?;
+            Some(Arc::new(j))
+        }
+        false => None,
+    };
     let producer = kafka_producer(bootstrap, cfg)?;
-    let counters = Arc::new(EventCounters::default());
     counters
         .spool_pending
         .store(spool.pending(), Ordering::Relaxed);
@@ -138,22 +199,34 @@ pub(super) fn start(bootstrap: &str, cfg: &KafkaConfig) -> Result<Started, Event
         interval: Duration::from_millis(cfg.replay_interval_ms),
         stop: spool_stop_rx,
     }));
+    let (journal_stop, journal_stop_rx) = watch::channel(false);
+    let journal_task = journal.clone().map(|j| {
+        tokio::spawn(journal::sync_loop(
+            j,
+            Duration::from_millis(cfg.journal_sync_ms),
+            journal_stop_rx,
+        ))
+    });
     Ok(Started {
         sink: EventSink {
             queue_tx,
             spool_tx,
             counters,
+            journal: journal.clone(),
         },
         producer_stop,
         producer_task,
         spool_stop,
         spool_task,
+        journal,
+        journal_stop,
+        journal_task,
     })
 }
 
 /// Sends queued events to Kafka until stopped, then sends what is left.
 async fn produce_loop(
-    mut rx: mpsc::Receiver<AuctionResult>,
+    mut rx: mpsc::Receiver<Journaled>,
     producer: FutureProducer,
     topic: String,
     spool_tx: mpsc::Sender<SpoolItem>,
@@ -180,16 +253,10 @@ async fn produce_loop(
         if n == 0 {
             break;
         }
-        let records: Vec<Record> = batch
-            .drain(..)
-            .map(|e| Record {
-                key: e.key().to_owned(),
-                value: e.to_json(),
-            })
-            .collect();
+        let records = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
         // A backlog in the spool goes first: newer events queue behind it.
         if counters.spool_pending.load(Ordering::Relaxed) > 0 {
-            let _ = spool_tx.send(SpoolItem::Records(records)).await;
+            to_spool(&spool_tx, SpoolItem::Records(records)).await;
             continue;
         }
         let Sent {
@@ -199,7 +266,7 @@ async fn produce_loop(
         } = send_all(&producer, &topic, max_bytes, records).await;
         EventCounters::add(&counters.produced, delivered);
         if !dead.is_empty() {
-            let _ = spool_tx.send(SpoolItem::Dead(dead)).await;
+            to_spool(&spool_tx, SpoolItem::Dead(dead)).await;
         }
         if !failed.is_empty() {
             tracing::warn!(
@@ -211,7 +278,7 @@ async fn produce_loop(
             counters
                 .spool_pending
                 .fetch_add(failed.len(), Ordering::Relaxed);
-            let _ = spool_tx.send(SpoolItem::Records(failed)).await;
+            to_spool(&spool_tx, SpoolItem::Records(failed)).await;
         }
     }
     // Every delivery above was awaited, so librdkafka holds nothing: there
@@ -225,13 +292,14 @@ pub(super) async fn send_all(
     producer: &FutureProducer,
     topic: &str,
     max_bytes: usize,
-    records: Vec<Record>,
+    records: Vec<Journaled>,
 ) -> Sent {
     let mut sent = Sent::default();
     let mut in_flight = Vec::with_capacity(records.len());
-    for r in records {
+    for j in records {
+        let r = &j.record;
         if r.value.len() > max_bytes {
-            sent.dead.push(r);
+            sent.dead.push(j);
             continue;
         }
         // `Err` means the local queue refused it: full (tried again later),
@@ -240,21 +308,22 @@ pub(super) async fn send_all(
             match producer.send_result(FutureRecord::to(topic).key(&r.key).payload(&r.value)) {
                 Ok(d) => Some(d),
                 Err((e, _)) if permanent(&e) => {
-                    sent.dead.push(r);
+                    sent.dead.push(j);
                     continue;
                 }
                 Err(_) => None,
             };
-        in_flight.push((delivery, r));
+        in_flight.push((delivery, j));
     }
-    for (delivery, r) in in_flight {
+    for (delivery, j) in in_flight {
         match delivery {
             Some(d) => match d.await {
+                // Safe in Kafka: the journal ticket is returned here.
                 Ok(Ok(_)) => sent.delivered += 1,
-                Ok(Err((e, _))) if permanent(&e) => sent.dead.push(r),
-                _ => sent.failed.push(r),
+                Ok(Err((e, _))) if permanent(&e) => sent.dead.push(j),
+                _ => sent.failed.push(j),
             },
-            None => sent.failed.push(r),
+            None => sent.failed.push(j),
         }
     }
     sent
@@ -317,31 +386,33 @@ async fn append(t: &mut SpoolTask, items: &mut Vec<SpoolItem>) {
     let mut dead = Vec::new();
     for item in items.drain(..) {
         match item {
-            SpoolItem::Event(e) => records.push(Record {
-                key: e.key().to_owned(),
-                value: e.to_json(),
-            }),
             SpoolItem::Records(r) => records.extend(r),
             SpoolItem::Dead(r) => dead.extend(r),
         }
     }
     // An event Kafka can never take would stop every event behind it in the
-    // spool: it goes to the dead-letter file (encoded here, checked here).
-    let (fits, over): (Vec<Record>, Vec<Record>) = records
+    // spool: it goes to the dead-letter file (checked here too: events that
+    // found the queue full come here without passing the producer).
+    let (fits, over): (Vec<Journaled>, Vec<Journaled>) = records
         .into_iter()
-        .partition(|r| r.value.len() <= t.max_bytes);
+        .partition(|j| j.record.value.len() <= t.max_bytes);
     dead.extend(over);
-    let records = fits;
     if !dead.is_empty() {
         dead_letter(t, dead).await;
     }
+    let (records, tickets) = unzip(fits);
     let n = records.len();
     let result = blocking(&mut t.spool, move |s| s.append(&records)).await;
     match result {
-        Ok(()) => EventCounters::add(&t.counters.spooled, n),
+        // Synced into the spool: the journal no longer needs them.
+        Ok(()) => {
+            EventCounters::add(&t.counters.spooled, n);
+            drop(tickets);
+        }
         Err(e) => {
             EventCounters::add(&t.counters.dropped, n);
-            tracing::error!(path = %t.path.display(), error = %e, lost = n, "cannot write the spool");
+            tracing::error!(path = %t.path.display(), error = %e, lost = n, "cannot write the spool; the events stay in the journal for the next start");
+            tickets.into_iter().for_each(Ticket::pin);
         }
     }
     // The producer counted its failures as pending when it handed them over;
@@ -377,7 +448,13 @@ async fn replay(t: &mut SpoolTask) {
             delivered,
             failed,
             dead,
-        } = send_all(&t.producer, &t.topic, t.max_bytes, records).await;
+        } = send_all(
+            &t.producer,
+            &t.topic,
+            t.max_bytes,
+            records.into_iter().map(Journaled::spooled).collect(),
+        )
+        .await;
         replayed += delivered;
         if !dead.is_empty() {
             // Out of the spool for good: counted as moved, like a delivery.
@@ -387,7 +464,7 @@ async fn replay(t: &mut SpoolTask) {
         from = next;
         if !failed.is_empty() {
             // Kafka is still away: keep the rest for the next round, in order.
-            keep = failed;
+            keep = failed.into_iter().map(|j| j.record).collect();
             break;
         }
     }
@@ -412,7 +489,8 @@ async fn replay(t: &mut SpoolTask) {
 /// Appends `records` to the dead-letter file (opened on first use, its path
 /// logged), counts them, and logs each one's key. A file that cannot be
 /// written loses them, counted as dropped: there is nowhere else to keep them.
-async fn dead_letter(t: &mut SpoolTask, records: Vec<Record>) {
+async fn dead_letter(t: &mut SpoolTask, items: Vec<Journaled>) {
+    let (records, tickets) = unzip(items);
     let n = records.len();
     for r in &records {
         tracing::error!(
@@ -441,10 +519,14 @@ async fn dead_letter(t: &mut SpoolTask, records: Vec<Record>) {
         false => Err(std::io::Error::other("no dead-letter file")),
     };
     match result {
-        Ok(()) => EventCounters::add(&t.counters.dead_lettered, n),
+        Ok(()) => {
+            EventCounters::add(&t.counters.dead_lettered, n);
+            drop(tickets);
+        }
         Err(e) => {
             EventCounters::add(&t.counters.dropped, n);
-            tracing::error!(path = %t.dead_path.display(), error = %e, lost = n, "cannot write the dead-letter file");
+            tracing::error!(path = %t.dead_path.display(), error = %e, lost = n, "cannot write the dead-letter file; the events stay in the journal for the next start");
+            tickets.into_iter().for_each(Ticket::pin);
         }
     }
 }

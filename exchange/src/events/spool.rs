@@ -216,14 +216,24 @@ impl Spool {
 
 /// Writes one frame; returns its length in bytes.
 fn write_frame(out: &mut impl Write, r: &Record) -> io::Result<u64> {
-    let mut body = Vec::with_capacity(4 + r.key.len() + r.value.len());
-    body.extend_from_slice(&(r.key.len() as u32).to_le_bytes());
-    body.extend_from_slice(r.key.as_bytes());
-    body.extend_from_slice(&r.value);
-    out.write_all(&(body.len() as u32).to_le_bytes())?;
-    out.write_all(&crc32fast::hash(&body).to_le_bytes())?;
-    out.write_all(&body)?;
-    Ok(8 + body.len() as u64)
+    let frame = frame_bytes(r);
+    out.write_all(&frame)?;
+    Ok(frame.len() as u64)
+}
+
+/// One whole frame of `r` in one buffer (the journal writes it with one
+/// `write` call).
+pub(crate) fn frame_bytes(r: &Record) -> Vec<u8> {
+    let body_len = 4 + r.key.len() + r.value.len();
+    let mut frame = Vec::with_capacity(8 + body_len);
+    frame.extend_from_slice(&(body_len as u32).to_le_bytes());
+    frame.extend_from_slice(&[0; 4]);
+    frame.extend_from_slice(&(r.key.len() as u32).to_le_bytes());
+    frame.extend_from_slice(r.key.as_bytes());
+    frame.extend_from_slice(&r.value);
+    let crc = crc32fast::hash(&frame[8..]);
+    frame[4..8].copy_from_slice(&crc.to_le_bytes());
+    frame
 }
 
 /// Reads frames one at a time from `R` (give it a `BufReader`): memory is

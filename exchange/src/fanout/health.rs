@@ -78,6 +78,10 @@ pub enum Skip {
     /// Its budget is kept in another currency than the auction's (there are
     /// no conversion rates).
     BudgetCurrency,
+    /// It has a budget, and auction events cannot be recorded durably now
+    /// (the crash journal is unwritable): a win could not be debited for
+    /// sure, so the bidder is not called.
+    Unrecorded,
 }
 
 impl Skip {
@@ -89,6 +93,7 @@ impl Skip {
             Skip::Qps => "qps limit",
             Skip::Budget => "budget exhausted",
             Skip::BudgetCurrency => "budget in another currency",
+            Skip::Unrecorded => "auction events cannot be recorded (journal unwritable)",
         }
     }
 
@@ -97,7 +102,7 @@ impl Skip {
     /// leaves codes from 500 up to the exchange.
     pub fn code(self) -> u16 {
         match self {
-            Skip::Budget | Skip::BudgetCurrency => crate::outcome::NONBID_BUDGET,
+            Skip::Budget | Skip::BudgetCurrency | Skip::Unrecorded => crate::outcome::NONBID_BUDGET,
             _ => crate::outcome::NONBID_NOT_CALLED,
         }
     }

@@ -246,10 +246,15 @@ fn ops<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
         }
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok"),
         (&Method::GET, "/readyz") => {
-            if app.ready.load(Ordering::Relaxed) {
-                text(StatusCode::OK, "ready")
-            } else {
+            if !app.ready.load(Ordering::Relaxed) {
                 text(StatusCode::SERVICE_UNAVAILABLE, "draining")
+            } else if !app.exchange.recording() {
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "auction events cannot be recorded: the event journal is unwritable",
+                )
+            } else {
+                text(StatusCode::OK, "ready")
             }
         }
         _ => text(StatusCode::NOT_FOUND, "no such route"),
