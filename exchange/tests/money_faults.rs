@@ -43,6 +43,24 @@ fn config(fraction: f64) -> BudgetConfig {
     }
 }
 
+/// A store in `dir` with alpha's total budget `total` (none when 0) and
+/// instance "x" started on it at NOON with `cfg`.
+async fn start_x(
+    dir: &std::path::Path,
+    total: i64,
+    cfg: BudgetConfig,
+) -> (Store, Arc<ManualClock>, Arc<Budgets>) {
+    let store = store(dir).await;
+    if total > 0 {
+        store.put_budget(&row(total), 0).await.unwrap();
+    }
+    let clock = Arc::new(ManualClock::new(NOON));
+    let x = Budgets::start(store.clone(), "x".into(), clock.clone(), cfg)
+        .await
+        .unwrap();
+    (store, clock, x)
+}
+
 /// Polls `cond` (bounded), moving `clock` forward 100 ms a time (time
 /// passes for the leases too, as it would).
 async fn until(clock: &ManualClock, what: &str, mut cond: impl FnMut() -> bool) {
@@ -61,12 +79,7 @@ async fn until(clock: &ManualClock, what: &str, mut cond: impl FnMut() -> bool) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_price_that_did_not_fit_does_not_block_the_bidder_for_the_day() {
     let dir = tempfile::tempdir().unwrap();
-    let store = store(dir.path()).await;
-    store.put_budget(&row(3_000_000), 0).await.unwrap();
-    let clock = Arc::new(ManualClock::new(NOON));
-    let b = Budgets::start(store, "x".into(), clock.clone(), config(1.0))
-        .await
-        .unwrap();
+    let (_store, clock, b) = start_x(dir.path(), 3_000_000, config(1.0)).await;
     let day = day_of(NOON);
     assert_eq!(b.blocked("alpha", day, "USD"), None, "leased at start");
     assert!(
@@ -89,12 +102,7 @@ async fn a_price_that_did_not_fit_does_not_block_the_bidder_for_the_day() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lowering_a_budget_revokes_the_lease() {
     let dir = tempfile::tempdir().unwrap();
-    let store = store(dir.path()).await;
-    store.put_budget(&row(10_000_000), 0).await.unwrap();
-    let clock = Arc::new(ManualClock::new(NOON));
-    let b = Budgets::start(store.clone(), "x".into(), clock.clone(), config(0.5))
-        .await
-        .unwrap();
+    let (store, _clock, b) = start_x(dir.path(), 10_000_000, config(0.5)).await;
     let day = day_of(NOON);
     // The first lease holds 5.00; 1.00 of it is awarded.
     assert!(b.reserve("alpha", None, 1_000_000, day, "USD"));
@@ -268,12 +276,7 @@ async fn lost_grant(store: &Store, now_ms: i64, awarded: i64) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resync_adopts_what_the_database_holds() {
     let dir = tempfile::tempdir().unwrap();
-    let store = store(dir.path()).await;
-    store.put_budget(&row(10_000_000), 0).await.unwrap();
-    let clock = Arc::new(ManualClock::new(NOON));
-    let x = Budgets::start(store.clone(), "x".into(), clock.clone(), config(0.2))
-        .await
-        .unwrap();
+    let (store, _clock, x) = start_x(dir.path(), 10_000_000, config(0.2)).await;
     let day = day_of(NOON);
     // The first grant: 20 % of 10.00.
     assert!(x.reserve("alpha", None, 2_000_000, day, "USD"));
@@ -307,16 +310,11 @@ async fn a_resync_adopts_what_the_database_holds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timed_out_grant_is_followed_by_a_resync() {
     let dir = tempfile::tempdir().unwrap();
-    let store = store(dir.path()).await;
-    store.put_budget(&row(10_000_000), 0).await.unwrap();
-    let clock = Arc::new(ManualClock::new(NOON));
     let cfg = BudgetConfig {
         lease_ttl_ms: 1_200,
         ..config(0.2)
     };
-    let x = Budgets::start(store.clone(), "x".into(), clock.clone(), cfg)
-        .await
-        .unwrap();
+    let (_store, clock, x) = start_x(dir.path(), 10_000_000, cfg).await;
     let day = day_of(NOON);
     assert!(x.reserve("alpha", None, 2_000_000, day, "USD"));
     let resyncs = |b: &Budgets| {

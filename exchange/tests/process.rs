@@ -454,14 +454,7 @@ async fn a_restart_on_the_default_state_files_loses_no_debit() {
     for run in 0..2 {
         let (mut child, url, admin) = serve_in(dir.path(), &path, &log);
         if run == 0 {
-            let set = admin_call(
-                "PUT",
-                &format!("{admin}/v1/bidders/alpha/budget"),
-                Some(&json!({"total": 1000})),
-                Some(TOKEN),
-            )
-            .await;
-            assert_eq!(set.status, 201, "{}", set.text());
+            budget_alpha(&admin).await;
         }
         charged += win(&url, &format!("run{run}"), 30).await;
         sigterm(&child);
@@ -491,19 +484,37 @@ async fn a_restart_on_the_default_state_files_loses_no_debit() {
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
         .await
         .unwrap();
-    let spent: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(spent_micros), 0) FROM account_spend")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    let debits: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM debits")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let (debits, spent) = ledger_totals(&pool).await;
     assert_eq!(debits, 60, "one debit per win of both runs");
     assert_eq!(
         spent, charged,
         "the ledger's spend vs the clearing prices of both runs"
     );
+}
+
+/// Debits and total spend in the SQLite ledger at `pool`.
+async fn ledger_totals(pool: &sqlx::SqlitePool) -> (i64, i64) {
+    let debits: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM debits")
+        .fetch_one(pool)
+        .await
+        .unwrap_or(0);
+    let spent: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(spent_micros), 0) FROM account_spend")
+        .fetch_one(pool)
+        .await
+        .unwrap_or(0);
+    (debits, spent)
+}
+
+/// Gives `alpha` a total budget of 1,000 through the admin API at `admin`.
+async fn budget_alpha(admin: &str) {
+    let set = admin_call(
+        "PUT",
+        &format!("{admin}/v1/bidders/alpha/budget"),
+        Some(&json!({"total": 1000})),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(set.status, 201, "{}", set.text());
 }
 
 /// kill -9 right after the publishers got their answers loses no event: the
@@ -544,10 +555,7 @@ async fn kill_9_after_the_answers_loses_no_event() {
     let mut debits: i64 = 0;
     while debits < 30 && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        debits = sqlx::query_scalar("SELECT COUNT(*) FROM debits")
-            .fetch_one(&pool)
-            .await
-            .unwrap_or(0);
+        debits = ledger_totals(&pool).await.0;
     }
     sigterm(&child);
     let mut child = child;
@@ -555,14 +563,7 @@ async fn kill_9_after_the_answers_loses_no_event() {
         .await
         .unwrap();
     assert!(status.success(), "{status:?}");
-    let debits: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM debits")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    let spent: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(spent_micros), 0) FROM account_spend")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let (debits, spent) = ledger_totals(&pool).await;
     assert_eq!(debits, 30, "every answered win debited once");
     assert_eq!(spent, charged);
     // Without the log's colours (ESC [ ... m).
@@ -631,14 +632,7 @@ async fn an_unwritable_journal_turns_the_exchange_not_ready() {
         .spawn()
         .unwrap();
     let (url, admin) = listening_urls(&mut child, "exchange");
-    let set = admin_call(
-        "PUT",
-        &format!("{admin}/v1/bidders/alpha/budget"),
-        Some(&json!({"total": 1000})),
-        Some(TOKEN),
-    )
-    .await;
-    assert_eq!(set.status, 201, "{}", set.text());
+    budget_alpha(&admin).await;
     let ready = |url: String| async move { get(format!("{url}/readyz")).await };
     assert_eq!(ready(url.clone()).await.0, 200);
     let long = "r".repeat(150_000);
