@@ -183,6 +183,18 @@ impl Exchange {
     /// detector's peak lateness): the fan-out's timer is set that much
     /// earlier, so a starved runtime still answers by the deadline.
     pub async fn auction(&self, body: &[u8], arrival: Instant, timer_slack: Duration) -> Reply {
+        self.auction_timed(body, arrival, timer_slack).await.0
+    }
+
+    /// [`auction`](Self::auction), also returning the request's deadline
+    /// (`arrival + tmax`) once it is known (not for a request refused at
+    /// decoding): the admission limit learns from answers that came late.
+    pub async fn auction_timed(
+        &self,
+        body: &[u8],
+        arrival: Instant,
+        timer_slack: Duration,
+    ) -> (Reply, Option<Instant>) {
         let started = Instant::now();
         let a = &self.config.auction;
         let decoded = settle::off_worker(body.len() >= settle::HEAVY_BYTES, || {
@@ -200,7 +212,7 @@ impl Exchange {
         });
         let mut request = match decoded {
             Ok(r) => r,
-            Err(msg) => return Reply::BadRequest(msg),
+            Err(msg) => return (Reply::BadRequest(msg), None),
         };
         self.metrics.stage(Stage::Decode, started.elapsed());
         let currency = request
@@ -209,7 +221,7 @@ impl Exchange {
             .map_or(DEFAULT_CURRENCY, String::as_str)
             .to_owned();
         if let Err(msg) = settle::check_floors(&request, &currency) {
-            return Reply::BadRequest(msg);
+            return (Reply::BadRequest(msg), None);
         }
         let budget = a.budget(request.tmax);
         // The fan-out ends early enough to run the auction and answer in time.
@@ -222,7 +234,7 @@ impl Exchange {
         // One snapshot per auction: a registry change applies from the next one.
         let set = self.registry.current();
         if tmax_for_bidders == 0 || set.active.is_empty() {
-            return Reply::NoBid;
+            return (Reply::NoBid, Some(arrival + budget));
         }
         // Admission never waits: a bidder that cannot take the call now is
         // a seat-non-bid, and its permit-holding peers are unaffected.
@@ -306,7 +318,7 @@ impl Exchange {
             Stage::Overhead,
             arrival.elapsed().saturating_sub(fanout_wait),
         );
-        reply
+        (reply, Some(arrival + budget))
     }
 
     /// Decodes the answers, runs the auction, awards its wins (only before

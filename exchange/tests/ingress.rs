@@ -222,3 +222,59 @@ async fn a_bidder_that_refuses_connections_is_an_error_not_a_delay() {
     let nb = nonbids(&v, "dead");
     assert_eq!(nb[0]["statuscode"], 1, "{v}");
 }
+
+/// Auctions that answer after their deadline (here: the runtime's two
+/// workers blocked for 250 ms while 20 auctions with tmax 100 are in
+/// flight, so their timers fire late) cut the adaptive admission limit,
+/// shown on /metrics; auctions in time raise it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_answers_cut_the_admission_limit() {
+    // Answers after 50 ms: the auctions are still in flight when the
+    // workers stall.
+    let fast = bidder("fast", 2.0, |c| {
+        c.latency = Latency::Fixed(Duration::from_millis(50))
+    })
+    .await;
+    let ex = exchange(&[("fast", &fast)], |_| {}).await;
+    let start = ex.app().capacity.limit();
+    assert_eq!(start, 256);
+    let c = client(true);
+    let body = serde_json::to_vec(&request("late", 0.5, 100)).unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (c, body, url) = (c.clone(), body.clone(), ex.url());
+        tasks.push(tokio::spawn(async move {
+            let req = http::Request::post(format!("{url}/openrtb2/auction"))
+                .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                .unwrap();
+            c.request(req).await.map(|r| r.status())
+        }));
+    }
+    // Both workers stall: a starved CPU, as past saturation.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    for _ in 0..2 {
+        tokio::spawn(async { std::thread::sleep(Duration::from_millis(250)) });
+    }
+    for t in tasks {
+        let _ = t.await.unwrap();
+    }
+    let cut = ex.app().capacity.limit();
+    assert!(cut < start, "limit {cut} after late answers");
+    let (_, metrics) = get(format!("{}/metrics", ex.url())).await;
+    assert!(
+        metrics.contains(&format!("\nrtb_admission_limit {cut}\n")),
+        "{metrics}"
+    );
+    // Answers in time raise it again, one slot per eighth of the limit.
+    for i in 0..(cut / 8 + 2) {
+        post_raw(
+            &c,
+            &ex,
+            serde_json::to_vec(&request(&format!("ok{i}"), 0.5, 300)).unwrap(),
+            &[],
+        )
+        .await;
+    }
+    assert!(ex.app().capacity.limit() > cut);
+    ex.shutdown().await;
+}

@@ -156,6 +156,8 @@ pub struct Metrics {
     pub shed: Counter,
     /// Auctions in flight (the HPA's per-pod load signal).
     pub in_flight: Gauge,
+    /// The adaptive admission limit: auctions allowed in flight now.
+    pub admission_limit: Gauge,
     /// Auctions that answered with bids.
     pub outcome_bids: Counter,
     /// Auctions that answered 204.
@@ -237,6 +239,12 @@ impl Metrics {
             "in_flight_auctions",
             "Auctions in flight",
             in_flight.clone(),
+        );
+        let admission_limit = Gauge::default();
+        registry.register(
+            "admission_limit",
+            "Auctions the adaptive admission limit lets in flight now (at most server.max_in_flight)",
+            admission_limit.clone(),
         );
         let outcomes = Family::<OutcomeLabel, Counter>::default();
         registry.register(
@@ -332,6 +340,7 @@ impl Metrics {
             requests,
             shed,
             in_flight,
+            admission_limit,
             outcome_bids: outcome("bids"),
             outcome_no_bid: outcome("no_bid"),
             outcome_bad_request: outcome("bad_request"),

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 /// How often the probe wakes: often enough to react within a few tens of
@@ -167,5 +168,170 @@ mod tests {
         assert!(o.shedding(), "lag {:?}", o.lag());
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(!o.shedding(), "lag {:?}", o.lag());
+    }
+}
+
+/// The adaptive admission limit: how many auctions may be in flight, set
+/// from how they finish. The fixed `server.max_in_flight` is only its
+/// ceiling: past saturation a fixed limit lets in more auctions than the
+/// CPU can finish by their deadlines, and the scheduling-lag detector sees
+/// it only once every accepted auction already runs late. So each auction
+/// reports whether it answered in time (before its deadline less half the
+/// response margin): a late one cuts the limit by a quarter (at most once
+/// per [`CUT_EVERY`], so one burst of late answers is one cut), and answers
+/// in time raise it by one per eighth of the limit. The auction slots are
+/// the permits of one semaphore whose size follows the limit (a cut that
+/// finds permits in use takes them as they come back), so admission stays
+/// one `try_acquire` in tower's concurrency layer, refused at once by the
+/// shedding layer.
+#[derive(Debug)]
+pub struct Capacity {
+    slots: Arc<Semaphore>,
+    max: usize,
+    state: std::sync::Mutex<CapacityState>,
+    gauge: prometheus_client::metrics::gauge::Gauge,
+}
+
+#[derive(Debug)]
+struct CapacityState {
+    limit: usize,
+    /// Permits to take out of the semaphore as they are returned.
+    debt: usize,
+    /// Answers in time since the last raise.
+    credit: usize,
+    last_cut: Option<Instant>,
+}
+
+/// The fewest auctions the limit lets in: with a bidder that hangs, each
+/// auction lasts its whole tmax, and the limit must still pass a useful
+/// rate (16 per 100 ms).
+const MIN_LIMIT: usize = 16;
+/// Where the limit starts (at most `server.max_in_flight`): about the
+/// auctions in flight at 2,500/s with every auction lasting 100 ms; it
+/// grows from there within seconds when answers are in time.
+const START_LIMIT: usize = 256;
+/// One cut per burst of late answers: the auctions that were already in
+/// flight when the first one came in late finish late too.
+const CUT_EVERY: Duration = Duration::from_millis(20);
+
+impl Capacity {
+    /// A limit of at most `max` (`server.max_in_flight`), shown on `gauge`.
+    pub fn new(max: usize, gauge: prometheus_client::metrics::gauge::Gauge) -> Arc<Self> {
+        let start = START_LIMIT.min(max);
+        gauge.set(start as i64);
+        Arc::new(Self {
+            slots: Arc::new(Semaphore::new(start)),
+            max,
+            state: std::sync::Mutex::new(CapacityState {
+                limit: start,
+                debt: 0,
+                credit: 0,
+                last_cut: None,
+            }),
+            gauge,
+        })
+    }
+
+    /// The auction slots (for tower's concurrency layer).
+    pub fn slots(&self) -> &Arc<Semaphore> {
+        &self.slots
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, CapacityState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The limit now.
+    pub fn limit(&self) -> usize {
+        self.state().limit
+    }
+
+    /// Auctions holding a slot now.
+    pub fn in_flight(&self) -> usize {
+        let s = self.state();
+        (s.limit + s.debt).saturating_sub(self.slots.available_permits())
+    }
+
+    /// One auction finished: `late` when it answered after its deadline
+    /// less half the response margin.
+    pub fn report(&self, late: bool) {
+        let mut s = self.state();
+        if late {
+            let now = Instant::now();
+            if s.last_cut
+                .is_some_and(|t| now.duration_since(t) < CUT_EVERY)
+            {
+                return;
+            }
+            s.last_cut = Some(now);
+            let new = (s.limit * 3 / 4).max(MIN_LIMIT.min(self.max));
+            s.debt += s.limit - new;
+            s.limit = new;
+            s.credit = 0;
+        } else if s.limit < self.max {
+            s.credit += 1;
+            if s.credit >= (s.limit / 8).max(1) {
+                s.credit = 0;
+                s.limit += 1;
+                if s.debt > 0 {
+                    s.debt -= 1;
+                } else {
+                    self.slots.add_permits(1);
+                }
+            }
+        }
+        // Permits returned since the last report pay the debt.
+        let paid = self.slots.forget_permits(s.debt);
+        s.debt -= paid;
+        self.gauge.set(s.limit as i64);
+    }
+}
+
+#[cfg(test)]
+mod capacity_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn late_answers_cut_the_limit_and_answers_in_time_raise_it() {
+        let c = Capacity::new(1000, Default::default());
+        assert_eq!(c.limit(), 256);
+        let held: Vec<_> = (0..200)
+            .map(|_| c.slots().clone().try_acquire_owned().unwrap())
+            .collect();
+        c.report(true);
+        assert_eq!(c.limit(), 192);
+        // 56 were free and are gone; 8 more go as held ones come back.
+        assert_eq!(c.slots().available_permits(), 0);
+        c.report(true);
+        assert_eq!(c.limit(), 192, "one cut per burst");
+        drop(held);
+        c.report(false);
+        assert_eq!(c.slots().available_permits(), 192);
+        assert_eq!(c.in_flight(), 0);
+        for _ in 0..24 {
+            c.report(false);
+        }
+        assert_eq!(c.limit(), 193);
+        assert_eq!(c.slots().available_permits(), 193);
+        tokio::time::sleep(CUT_EVERY).await;
+        c.report(true);
+        assert_eq!(c.limit(), 144);
+    }
+
+    #[test]
+    fn the_limit_stays_between_its_floor_and_the_ceiling() {
+        let c = Capacity::new(20, Default::default());
+        assert_eq!(c.limit(), 20);
+        for _ in 0..100 {
+            c.report(false);
+        }
+        assert_eq!(c.limit(), 20);
+        assert_eq!(c.slots().available_permits(), 20);
+        for _ in 0..10 {
+            c.state().last_cut = None;
+            c.report(true);
+        }
+        assert_eq!(c.limit(), 16);
+        assert_eq!(c.slots().available_permits(), 16);
     }
 }

@@ -17,7 +17,11 @@
 //!    request is refused at once instead of waiting (a queued auction would
 //!    miss its deadline and delay the ones behind it);
 //! 4. **concurrency** (tower's `GlobalConcurrencyLimit`): auction slots
-//!    (`server.max_in_flight`) shared by every connection;
+//!    shared by every connection, as many as the adaptive admission limit
+//!    ([`Capacity`]) allows: it falls by a quarter when auctions answer
+//!    late and grows back while they answer in time, up to
+//!    `server.max_in_flight`; so past saturation the excess is shed at
+//!    once instead of slowing every accepted auction past its deadline;
 //! 5. the auction handler.
 //!
 //! Every refusal is an error value; [`rescue`] is the one place that maps
@@ -40,7 +44,6 @@ use http_body::Body;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use prometheus_client::metrics::gauge::Gauge;
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::load_shed::error::Overloaded;
@@ -49,7 +52,7 @@ use tower::util::BoxCloneSyncService;
 use tower::{BoxError, Layer, Service, ServiceBuilder, ServiceExt};
 
 use super::ingress::{read_body, IngressError};
-use super::overload::Overload;
+use super::overload::{Capacity, Overload};
 use crate::metrics::Stage;
 use crate::pipeline::{Exchange, Reply};
 
@@ -108,8 +111,9 @@ pub struct App {
     pub exchange: Arc<Exchange>,
     /// False while starting and draining: `/readyz` answers 503.
     pub ready: AtomicBool,
-    /// Auction slots (`server.max_in_flight`), shared by every connection.
-    slots: Arc<Semaphore>,
+    /// Auction slots under the adaptive admission limit (at most
+    /// `server.max_in_flight`), shared by every connection.
+    pub capacity: Arc<Capacity>,
     /// Scheduling-lag detector (`server.max_scheduling_lag_ms`).
     pub overload: Arc<Overload>,
     /// The auction route's tower stack (see the module docs).
@@ -124,14 +128,17 @@ impl App {
     pub fn new(exchange: Exchange) -> Self {
         let exchange = Arc::new(exchange);
         let server = &exchange.config.server;
-        let slots = Arc::new(Semaphore::new(server.max_in_flight));
+        let capacity = Capacity::new(
+            server.max_in_flight,
+            exchange.metrics().admission_limit.clone(),
+        );
         let overload = Overload::spawn(Duration::from_millis(server.max_scheduling_lag_ms));
-        let stack = build_stack(&exchange, &slots, &overload);
+        let stack = build_stack(&exchange, &capacity, &overload);
         let ops_on_public_port = exchange.config.metrics_listen.is_none();
         Self {
             exchange,
             ready: AtomicBool::new(true),
-            slots,
+            capacity,
             overload,
             stack,
             ops_on_public_port,
@@ -140,14 +147,14 @@ impl App {
 
     /// Auctions in flight now.
     pub fn in_flight(&self) -> usize {
-        self.exchange.config.server.max_in_flight - self.slots.available_permits()
+        self.capacity.in_flight()
     }
 }
 
 /// Builds the auction route's stack (see the module docs for the order).
 fn build_stack(
     exchange: &Arc<Exchange>,
-    slots: &Arc<Semaphore>,
+    capacity: &Arc<Capacity>,
     overload: &Arc<Overload>,
 ) -> AuctionStack {
     let config = &exchange.config;
@@ -162,10 +169,12 @@ fn build_stack(
     let handler = {
         let exchange = exchange.clone();
         let overload = overload.clone();
+        let capacity = capacity.clone();
         tower::service_fn(move |arrived: Arrived| {
             let exchange = exchange.clone();
+            let capacity = capacity.clone();
             let slack = overload.timer_slack();
-            async move { Ok::<_, BoxError>(auction(&exchange, arrived, slack).await) }
+            async move { Ok::<_, BoxError>(auction(&exchange, &capacity, arrived, slack).await) }
         })
     };
     let stack = ServiceBuilder::new()
@@ -181,8 +190,11 @@ fn build_stack(
         })
         // 3. Shedding: a request that cannot get a slot now is refused now.
         .layer(LoadShedLayer::new())
-        // 4. Concurrency: auction slots shared by every connection.
-        .layer(GlobalConcurrencyLimitLayer::with_semaphore(slots.clone()))
+        // 4. Concurrency: auction slots shared by every connection, as
+        //    many as the adaptive admission limit allows now.
+        .layer(GlobalConcurrencyLimitLayer::with_semaphore(
+            capacity.slots().clone(),
+        ))
         .service(handler);
     BoxCloneSyncService::new(stack)
 }
@@ -449,12 +461,24 @@ async fn read_before(
 }
 
 /// The handler under the stack: the auction itself.
-async fn auction(exchange: &Exchange, arrived: Arrived, slack: Duration) -> Response<Full<Bytes>> {
+async fn auction(
+    exchange: &Exchange,
+    capacity: &Capacity,
+    arrived: Arrived,
+    slack: Duration,
+) -> Response<Full<Bytes>> {
     let m = exchange.metrics();
     // A guard, so an auction abandoned by its client still leaves the gauge.
     let _in_flight = InFlight::new(&m.in_flight);
     let Arrived { arrival, body } = arrived;
-    let resp = match exchange.auction(&body, arrival, slack).await {
+    let (reply, deadline) = exchange.auction_timed(&body, arrival, slack).await;
+    if let Some(deadline) = deadline {
+        // Late: after the deadline less half the response margin, the part
+        // kept for answering (the fan-out ends a whole margin before it).
+        let due = deadline - exchange.config.auction.response_margin() / 2;
+        capacity.report(Instant::now() > due);
+    }
+    let resp = match reply {
         Reply::Bids(json) => {
             m.outcome_bids.inc();
             let mut resp = Response::new(Full::new(json));
