@@ -452,3 +452,27 @@ on_both_backends!(
     poison_amounts,
     restart_replays_spool
 );
+
+/// The ledger stores its offsets under the brokers' cluster id: a Kafka
+/// cluster replaced by a new one (its log starting at 0 again) does not
+/// inherit the old cluster's positions, so its events are not skipped.
+/// The same brokers give the same epoch on every start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_epoch_is_the_brokers_cluster_id() {
+    let h = Harness::start(Backend::Sqlite).await.unwrap();
+    let first = Ledger::connect(&h.bootstrap(), &h.kafka, &h.ledger)
+        .await
+        .unwrap();
+    let epoch = first.epoch().to_owned();
+    assert!(
+        epoch.starts_with("cluster:") && epoch.len() > 8,
+        "{epoch:?}"
+    );
+    drop(first);
+    let again = Ledger::connect(&h.bootstrap(), &h.kafka, &h.ledger)
+        .await
+        .unwrap();
+    assert_eq!(again.epoch(), epoch);
+    drop(again);
+    h.cleanup().await;
+}

@@ -149,13 +149,31 @@ impl std::fmt::Debug for Ledger {
 
 impl Ledger {
     /// Opens the database (migrating it), loads the stored offsets and joins
-    /// the consumer group on `bootstrap`.
+    /// the consumer group on `bootstrap`. The log epoch is the brokers'
+    /// cluster id (`cluster:<id>`): offsets stored for another cluster (one
+    /// that was replaced, its log starting again at 0) are ignored, so its
+    /// events are not skipped. Offsets stored before epochs existed (epoch
+    /// empty) are taken over once. Brokers that report no cluster id keep
+    /// the empty epoch.
     pub async fn connect(
         bootstrap: &str,
         kafka: &KafkaConfig,
         cfg: &LedgerConfig,
     ) -> Result<Ledger, LedgerError> {
-        Self::connect_at(bootstrap, kafka, cfg, "").await
+        let id = cluster_id(bootstrap).await;
+        let epoch = id.map_or_else(String::new, |id| format!("cluster:{id}"));
+        let ledger = Self::connect_at(bootstrap, kafka, cfg, &epoch).await?;
+        if !epoch.is_empty() && ledger.offsets.lock().map(|o| o.is_empty()).unwrap_or(false) {
+            let legacy = ledger.store.offsets_at(&kafka.topic, "").await?;
+            if !legacy.is_empty() {
+                tracing::info!(%epoch, partitions = legacy.len(), "ledger: offsets stored without a cluster id taken over");
+                if let Ok(mut o) = ledger.offsets.lock() {
+                    *o = legacy;
+                }
+            }
+        }
+        tracing::info!(%epoch, "ledger log epoch");
+        Ok(ledger)
     }
 
     /// [`connect`](Self::connect) to a log identified by `epoch`: offsets
@@ -185,6 +203,11 @@ impl Ledger {
             epoch: epoch.to_owned(),
             stats: Arc::new(LedgerStats::default()),
         })
+    }
+
+    /// The log epoch its offsets are stored under.
+    pub fn epoch(&self) -> &str {
+        &self.epoch
     }
 
     /// The ledger's counters.
@@ -530,4 +553,26 @@ pub fn debits(e: &AuctionResult) -> Vec<Debit> {
             })
         })
         .collect()
+}
+
+/// How long the ledger asks the brokers for their cluster id at start:
+/// brokers that cannot answer in this time keep the empty epoch.
+const CLUSTER_ID_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The brokers' cluster id, asked with a short-lived client (a blocking
+/// librdkafka call, so on the blocking pool); `None` when they report none.
+async fn cluster_id(bootstrap: &str) -> Option<String> {
+    let bootstrap = bootstrap.to_owned();
+    tokio::task::spawn_blocking(move || {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let client: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .create()
+            .ok()?;
+        client.client().fetch_cluster_id(CLUSTER_ID_TIMEOUT)
+    })
+    .await
+    .ok()
+    .flatten()
+    .filter(|id| !id.is_empty())
 }
