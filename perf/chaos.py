@@ -507,6 +507,7 @@ class Rig:
         ex.cfg = os.path.join(self.dir, "ex%d.toml" % i)
         ex.argv = [os.path.join(BIN, "exchange"), "serve", "--config", ex.cfg]
         ex.counters = {}
+        ex.base = {}
         self.exchanges.append(ex)
         self.exchange_config(i)
         return ex
@@ -538,11 +539,14 @@ class Rig:
                     vals[m.group(1)] = vals.get(m.group(1), 0) + float(m.group(3))
         return vals
 
-    def bank(self, ex):
-        """Adds this incarnation's counters to the row's (before a kill)."""
-        for k, v in self.scrape(ex).items():
+    def bank(self, ex, restarting=False):
+        """Adds what the counters moved since `ex.base` to the row's; before
+        a kill or stop (`restarting`) the next incarnation starts at 0."""
+        now = self.scrape(ex)
+        for k, v in now.items():
             if k != "rtb_spool_events":
-                ex.counters[k] = ex.counters.get(k, 0) + v
+                ex.counters[k] = ex.counters.get(k, 0) + v - ex.base.get(k, 0)
+        ex.base = {} if restarting else now
 
     # --- admin
     def admin(self, method, path, body=None, ex=None):
@@ -558,8 +562,10 @@ class Rig:
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode()
 
-    def beta_spend(self, before_ms=None, since_ms=None):
+    def beta_spend(self, before_ms=None, since_ms=None, prefix=None):
         cond = "(account = 'beta' OR left(account, 5) = 'beta/')"
+        if prefix is not None:
+            cond += " AND left(request_id, %d) = '%s-'" % (len(prefix) + 1, prefix)
         if before_ms is not None:
             cond += " AND event_ts < %d" % before_ms
         if since_ms is not None:
@@ -649,13 +655,21 @@ class Row:
         spent = rig.beta_spend()
         allowance = int(rig.beta_rate * self.duration * self.budget_share)
         rig.set_beta_budget(spent + allowance)
+        self.s_start, self.allowance = spent, allowance
         self.limit = spent + allowance
         return self.limit
 
     def measure_overspend(self, rig):
+        """beta's spend on this row's auctions past the allowance. Debits of
+        earlier rows that land during this one (late: see their rows) count
+        against the budget too; they are reported, not charged to the row."""
         if self.limit is None:
             return 0
-        return max(0, rig.beta_spend() - self.limit)
+        own = rig.beta_spend(prefix=self.prefix)
+        foreign = rig.beta_spend() - self.s_start - own
+        if foreign:
+            self.notes.append("%.2f units of earlier rows' beta debits landed during this row" % (foreign / 1e6))
+        return max(0, own - self.allowance)
 
 
 async def at(t0, seconds):
@@ -772,7 +786,7 @@ class ExchangeKill(Row):
         super().__init__("exchange-kill", "exchange SIGKILLed under load, restarted (spool + log replay)", D(45, 22))
 
     def kill_restart(self, ex):
-        self.rig.bank(ex)
+        self.rig.bank(ex, restarting=True)
         ex.kill()
         log("%s SIGKILLed" % ex.name)
         self.rig.start_exchange(ex)
@@ -804,6 +818,7 @@ class SpoolFull(Row):
     def before(self, rig):
         mode, path = rig.mount_small_fs()
         ex = rig.exchanges[0]
+        rig.bank(ex, restarting=True)
         ex.stop()
         rig.exchange_config(0, spool_dir=path)
         if mode == "rlimit":
@@ -831,7 +846,7 @@ class SpoolFull(Row):
         if rig.small_fs[0] == "tmpfs":
             st = os.statvfs(rig.small_fs[1])
             self.notes.append("filesystem %d of %d KiB free at the end" % (st.f_bavail * st.f_frsize // 1024, st.f_blocks * st.f_frsize // 1024))
-        rig.bank(ex)
+        rig.bank(ex, restarting=True)
         ex.stop()
         ex.fsize_limit = None
         rig.exchange_config(0)
@@ -853,7 +868,7 @@ class ThreeReplicas(PgStallRow):
 
     def after(self, rig):
         for ex in rig.exchanges[1:3]:
-            rig.bank(ex)
+            rig.bank(ex, restarting=True)
             ex.stop()
 
 
@@ -873,18 +888,22 @@ class BudgetLifecycle(Row):
         self.a1 = int(r * D(20, 10))
         self.l1 = s0 + self.a1
         self.t_create = now_ms()
+        self.marks = {"s0": s0, "a1": self.a1, "l1": self.l1, "t_create": self.t_create}
         await blocking(rig.set_beta_budget, self.l1)
         self.t_created = now_ms()
+        self.marks["t_created"] = self.t_created
         log("budget created: total %d micros (spent %d)" % (self.l1, s0))
         await at(t0, D(15, 8))
         s1 = await blocking(rig.beta_spend)
         self.l2 = s1 + int(r * D(5, 3))
         self.t_lower = now_ms()
         await blocking(rig.set_beta_budget, self.l2)
+        self.marks.update({"s1": s1, "l2": self.l2, "t_lower": self.t_lower, "t_lowered": now_ms()})
         log("budget lowered: total %d micros (spent %d)" % (self.l2, s1))
         await at(t0, D(30, 15))
         self.t_delete = now_ms()
         st, body = await blocking(rig.admin, "DELETE", "/v1/bidders/beta/budget")
+        self.marks.update({"t_delete": self.t_delete, "t_deleted": now_ms()})
         log("budget deleted: %s" % st)
 
     def measure_overspend(self, rig):
@@ -898,6 +917,9 @@ class BudgetLifecycle(Row):
         over2 = max(0, rig.beta_spend(before_ms=self.t_delete) - self.l2)
         self.notes.append("created %.2f units free, lowered to a total of %.2f, deleted; spent %.2f while created, %.2f in total before the delete" % (
             self.a1 / 1e6, self.l2 / 1e6, p1 / 1e6, rig.beta_spend(before_ms=self.t_delete) / 1e6))
+        self.marks.update({"over1": over1, "over2": over2, "p1": p1})
+        leases = psql("SELECT instance, granted_micros, awarded_micros, debited_micros, expires_ms FROM budget_leases WHERE account = 'beta' ORDER BY expires_ms DESC", DB)
+        self.marks["leases_after"] = leases.splitlines()
         return max(over1, over2)
 
 
@@ -928,6 +950,21 @@ async def run_row(rig, row):
     for ex in targets:
         rig.bank(ex)
     row.after(rig)
+    recovered = None
+    if n < len(wins):
+        # Not caught up: restart the ledger and every exchange (SIGTERM
+        # drains and keeps the spool; the new process replays it) so that the
+        # next row starts clean, and count what is still missing after that.
+        log("row %s: %d of %d wins debited; restarting the ledger and the exchanges" % (row.key, n, len(wins)))
+        rig.ledger.stop()
+        rig.start_ledger()
+        for ex in rig.exchanges:
+            if ex.alive():
+                rig.bank(ex, restarting=True)
+                ex.stop()
+                rig.start_exchange(ex)
+        n2, _ = rig.catch_up(prefix, len(wins))
+        recovered = n2
     # The row's debits.
     rows = psql("SELECT request_id, imp_id, amount_micros, account, auction_id FROM debits WHERE left(request_id, %d) = '%s-'" % (len(prefix) + 1, prefix), DB)
     debits = {}
@@ -935,6 +972,7 @@ async def run_row(rig, row):
         rid, imp, amount, account, auction = line.split("\t")
         debits.setdefault((rid, imp), []).append((int(amount), account, auction))
     lost = [k for k in wins if k not in debits]
+    lost_before_restart = len(wins) - n if recovered is not None else None
     doubled = sum(len(v) - 1 for v in debits.values())
     mismatched = [k for k in wins if k in debits and debits[k][0][0] != wins[k][0]]
     status_of = {r["id"]: r["status"] for r in records}
@@ -963,7 +1001,13 @@ async def run_row(rig, row):
         "p99_ms": sorted(r["ms"] for r in answered)[int(0.99 * (len(answered) - 1))] if answered else None,
         "max_ms": max((r["ms"] for r in answered), default=None),
         "notes": list(row.notes),
+        "lost_before_restart": lost_before_restart,
+        "marks": getattr(row, "marks", {}),
     }
+    if recovered is not None:
+        res["lost"] = lost_before_restart
+        res["notes"].append("**%d wins not debited %s s after the load; after the ledger and the exchange were restarted (SIGTERM, new processes): %d still missing**" % (lost_before_restart, caught, len(lost)))
+        res["lost_after_restart"] = len(lost)
     if unanswered:
         kinds = {}
         for k in unanswered:
@@ -1030,6 +1074,8 @@ async def main():
     recs = await warm.run(5)
     beta = sum(m for r in recs for _, s, m in r.get("wins", []) if s == "beta")
     rig.beta_rate = beta / 5.0
+    warm_wins = sum(len(r.get("wins", [])) for r in recs)
+    rig.catch_up("%s-warmup" % RUN, warm_wins)
     log("warm-up: %d requests, beta spends %.0f micros/s" % (len(recs), rig.beta_rate))
     if rig.beta_rate <= 0:
         raise RuntimeError("beta won nothing in the warm-up: see %s" % OUT)
