@@ -434,8 +434,8 @@ class Rig:
         self.tansu.start()
         wait_until(lambda: port_open(self.kport), 30, "tansu")
 
-    def kafka_down(self):
-        if KAFKA_STOP == "restart":
+    def kafka_down(self, mode=None):
+        if (mode or KAFKA_STOP) == "restart":
             self.tansu.stop()
             log("kafka: tansu stopped (SIGTERM)")
         else:
@@ -443,8 +443,8 @@ class Rig:
             record_stopped([self.tansu.p.pid])
             log("kafka: tansu frozen (SIGSTOP)")
 
-    def kafka_up(self):
-        if KAFKA_STOP == "restart":
+    def kafka_up(self, mode=None):
+        if (mode or KAFKA_STOP) == "restart":
             self.start_tansu()
             log("kafka: tansu restarted")
         else:
@@ -688,16 +688,17 @@ class Healthy(Row):
 
 
 class KafkaStop(Row):
-    def __init__(self):
+    def __init__(self, mode=None, key="kafka-stop"):
         self.down = D(60, 12)
-        how = "stopped (SIGTERM) %d s under load, restarted" if KAFKA_STOP == "restart" else "frozen (SIGSTOP) %d s under load, resumed"
-        super().__init__("kafka-stop", "Kafka broker " + how % self.down, D(10 + 60 + 20, 5 + 12 + 8))
+        self.mode = mode or KAFKA_STOP
+        how = "stopped (SIGTERM) %d s under load, restarted" if self.mode == "restart" else "frozen (SIGSTOP) %d s under load, resumed (SIGCONT)"
+        super().__init__(key, "Kafka broker " + how % self.down, D(10 + 60 + 20, 5 + 12 + 8))
 
     async def fault(self, rig, t0):
         await at(t0, D(10, 5))
-        await blocking(rig.kafka_down)
+        await blocking(rig.kafka_down, self.mode)
         await asyncio.sleep(self.down)
-        await blocking(rig.kafka_up)
+        await blocking(rig.kafka_up, self.mode)
 
 
 class PgStop(Row):
@@ -856,7 +857,10 @@ class SpoolFull(Row):
 
 class ThreeReplicas(PgStallRow):
     def __init__(self):
-        super().__init__("replicas-stall", replicas=3, share=0.15)
+        super().__init__("replicas-stall", replicas=3)
+        # Small: what beta spends in the 5 s before the stall and 5 s more,
+        # so leases are held when the database stalls and it runs out after.
+        self.budget_share = (D(10, 5) + 5) / self.duration
         self.title = "3 replicas share one small budget while PostgreSQL stalls %d s (lease TTL %d s)" % (self.stall, LEASE_TTL_MS // 1000)
 
     def before(self, rig):
@@ -956,6 +960,9 @@ async def run_row(rig, row):
         # drains and keeps the spool; the new process replays it) so that the
         # next row starts clean, and count what is still missing after that.
         log("row %s: %d of %d wins debited; restarting the ledger and the exchanges" % (row.key, n, len(wins)))
+        if PERSISTENT:
+            rig.tansu.stop()
+            rig.start_tansu()
         rig.ledger.stop()
         rig.start_ledger()
         for ex in rig.exchanges:
@@ -1006,7 +1013,7 @@ async def run_row(rig, row):
     }
     if recovered is not None:
         res["lost"] = lost_before_restart
-        res["notes"].append("**%d wins not debited %s s after the load; after the ledger and the exchange were restarted (SIGTERM, new processes): %d still missing**" % (lost_before_restart, caught, len(lost)))
+        res["notes"].append("**%d wins not debited %s s after the load; after the %s restarted (SIGTERM, new processes): %d still missing**" % (lost_before_restart, caught, "broker, ledger and exchange were" if PERSISTENT else "ledger and exchange were", len(lost)))
         res["lost_after_restart"] = len(lost)
     if unanswered:
         kinds = {}
@@ -1053,10 +1060,15 @@ def table(results, baseline_pct):
 
 async def main():
     rows = [Healthy(), KafkaStop(), PgStop(), PgStallRow(), LedgerKill(), ExchangeKill(), SpoolFull(), ThreeReplicas(), BudgetLifecycle()]
-    if SHORT:
-        rows = [Healthy(), KafkaStop(), PgStallRow(), LedgerKill(), ExchangeKill(), BudgetLifecycle()]
+    if KAFKA_STOP == "restart":
+        # The broker frozen rather than stopped, last: after it neither
+        # client recovers in our runs (see perf/RESULTS.md), which would
+        # spoil the rows after it.
+        rows.append(KafkaStop("freeze", "kafka-freeze"))
     if ONLY:
         rows = [r for r in rows if r.key in ONLY or r.key == "healthy"]
+    elif SHORT:
+        rows = [r for r in rows if r.key in ("healthy", "kafka-stop", "pg-stall", "ledger-kill", "exchange-kill", "budget-crud")]
     rig = Rig()
     psql("CREATE DATABASE %s" % DB)
     with open(os.path.join(OUT, "database"), "w") as f:
