@@ -53,7 +53,7 @@ SHORT = os.environ.get("CHAOS_SHORT", "") not in ("", "0")
 BIN = os.environ.get("BIN", "target/release")
 OUT = os.environ["CHAOS_OUT"]
 TANSU = os.environ["TANSU"]
-TANSU_STORAGE = os.environ.get("TANSU_STORAGE", "")
+TANSU_STORAGE = os.environ.get("TANSU_STORAGE", "")  # "": sqlite in OUT if tansu has it, else memory
 PG_HOST = os.environ.get("PG_HOST", "127.0.0.1")
 PG_PORT = os.environ.get("PG_PORT", "5432")
 PG_USER = os.environ["PG_USER"]
@@ -65,12 +65,20 @@ TIMEOUT_S = env_float("CHAOS_TIMEOUT_S", 2.0)
 LEASE_TTL_MS = env_int("CHAOS_LEASE_TTL_MS", 4000 if SHORT else 15000)
 SPOOL_FS_KB = env_int("CHAOS_SPOOL_FS_KB", 512)
 SPOOL_FS = os.environ.get("CHAOS_SPOOL_FS", "auto")  # auto | tmpfs | rlimit
-# How the broker is "stopped": restart (SIGTERM, then a new process on the
-# same storage) needs a persistent TANSU_STORAGE; with memory:// storage a
-# restart would lose the log, so the default there is freeze (SIGSTOP the
-# broker, SIGCONT it after the outage: connections stay open, nothing answers).
-PERSISTENT = TANSU_STORAGE != "" and not TANSU_STORAGE.startswith("memory:")
-KAFKA_STOP = os.environ.get("CHAOS_KAFKA_STOP", "") or ("restart" if PERSISTENT else "freeze")
+# How the broker is "stopped" (CHAOS_KAFKA_STOP): restart (SIGTERM, then a
+# new process on the same storage) needs a persistent TANSU_STORAGE; with
+# tansu's memory storage a restart loses the log, so the default there is
+# cut: the clients reach tansu through perf/chaos_proxy.py, which resets
+# every connection and refuses new ones for the outage. freeze: tansu
+# SIGSTOPped, then SIGCONTed.
+STORAGE = PERSISTENT = KAFKA_STOP = None  # set by main()
+
+
+def choose_storage():
+    global STORAGE, PERSISTENT, KAFKA_STOP
+    STORAGE = TANSU_STORAGE or "memory://tansu/"
+    PERSISTENT = not STORAGE.startswith("memory:")
+    KAFKA_STOP = os.environ.get("CHAOS_KAFKA_STOP", "") or ("restart" if PERSISTENT else "cut")
 DEADLINE_SLACK_PP = env_float("CHAOS_DEADLINE_SLACK", 1.0)
 ONLY = [f for f in os.environ.get("CHAOS_FAULTS", "").split(",") if f]
 TOKEN = "chaos-admin-token"
@@ -113,8 +121,9 @@ class Proc:
 
     all = []
 
-    def __init__(self, name, argv, env=None, fsize_limit=None):
+    def __init__(self, name, argv, env=None, fsize_limit=None, cwd=None):
         self.name = name
+        self.cwd = cwd
         self.argv = argv
         self.env = env
         self.fsize_limit = fsize_limit
@@ -134,7 +143,7 @@ class Proc:
         env.setdefault("RUST_LOG", "info")
         env.update(self.env or {})
         if self.fsize_limit is None:
-            self.p = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, env=env)
+            self.p = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, env=env, cwd=self.cwd)
             logf.close()
         else:
             # The rlimit equivalent of a full disk: files this process
@@ -270,7 +279,7 @@ class PgStall:
         sql = "SET application_name = 'chaos-lock'; BEGIN; LOCK TABLE %s IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(%d); COMMIT;" % (self.TABLES, self.seconds + 30)
         self.lock = subprocess.Popen(["psql", "-h", PG_HOST, "-p", PG_PORT, "-U", PG_USER, "-d", DB, "-Xq", "-c", sql], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         q = "SELECT pid FROM pg_stat_activity WHERE datname = '%s' AND application_name = 'chaos-lock' AND wait_event = 'PgSleep'" % DB
-        wait_until(lambda: psql(q).strip() != "", 20, "the stall's locks")
+        wait_until(lambda: psql(q).strip() != "", 60, "the stall's locks")
         self.lock_pid = int(psql(q).split()[0])
         pids = psql("SELECT pid FROM pg_stat_activity WHERE datname = '%s' AND backend_type = 'client backend' AND pid <> %d" % (DB, self.lock_pid)).split()
         for p in pids:
@@ -420,33 +429,45 @@ class Rig:
         self.spool_dir = os.path.join(OUT, "spool")
         os.makedirs(self.spool_dir, exist_ok=True)
         self.small_fs = None  # (mode, path) of the small spool filesystem
-        self.kport = free_port()
+        self.kport = free_port()  # what the clients use: the proxy
+        self.tport = free_port()  # tansu itself
         self.tansu = None
+        self.proxy = Proc("kafka-proxy", [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "chaos_proxy.py"), str(self.kport), str(self.tport)])
         self.ledger = None
         self.beta_rate = None  # beta's spend, micros per second, measured
 
     # --- tansu
     def start_tansu(self):
-        url = "tcp://127.0.0.1:%d" % self.kport
         if self.tansu is None:
-            storage = TANSU_STORAGE or "memory://tansu/"
-            self.tansu = Proc("tansu", [TANSU, "broker", "--listener-url", url, "--advertised-listener-url", url, "--storage-engine", storage], env={"RUST_LOG": "warn"})
+            self.tansu = Proc("tansu", [TANSU, "broker", "--listener-url", "tcp://127.0.0.1:%d" % self.tport, "--advertised-listener-url", "tcp://127.0.0.1:%d" % self.kport, "--storage-engine", STORAGE], env={"RUST_LOG": "warn"}, cwd=OUT)
+            self.proxy.start()
         self.tansu.start()
-        wait_until(lambda: port_open(self.kport), 30, "tansu")
+        wait_until(lambda: port_open(self.tport), 30, "tansu")
+        wait_until(lambda: port_open(self.kport), 30, "the kafka proxy")
 
     def kafka_down(self, mode=None):
-        if (mode or KAFKA_STOP) == "restart":
+        mode = mode or KAFKA_STOP
+        if mode == "restart":
             self.tansu.stop()
             log("kafka: tansu stopped (SIGTERM)")
+        elif mode == "cut":
+            self.proxy.signal(signal.SIGUSR1)
+            wait_until(lambda: not port_open(self.kport), 10, "the proxy to close")
+            log("kafka: unreachable (proxy reset every connection, refuses new ones)")
         else:
             self.tansu.signal(signal.SIGSTOP)
             record_stopped([self.tansu.p.pid])
             log("kafka: tansu frozen (SIGSTOP)")
 
     def kafka_up(self, mode=None):
-        if (mode or KAFKA_STOP) == "restart":
+        mode = mode or KAFKA_STOP
+        if mode == "restart":
             self.start_tansu()
             log("kafka: tansu restarted")
+        elif mode == "cut":
+            self.proxy.signal(signal.SIGUSR2)
+            wait_until(lambda: port_open(self.kport), 10, "the proxy to listen")
+            log("kafka: reachable again")
         else:
             self.tansu.signal(signal.SIGCONT)
             record_stopped([])
@@ -454,7 +475,7 @@ class Rig:
 
     def create_topics(self):
         for t in (TOPIC, DLQ):
-            r = subprocess.run([TANSU, "topic", "create", t, "--partitions", str(PARTITIONS), "--broker", "tcp://127.0.0.1:%d" % self.kport], capture_output=True, text=True, timeout=60)
+            r = subprocess.run([TANSU, "topic", "create", t, "--partitions", str(PARTITIONS), "--broker", "tcp://127.0.0.1:%d" % self.tport], capture_output=True, text=True, timeout=60)
             log("tansu topic create %s: rc %d %s" % (t, r.returncode, (r.stderr or r.stdout).strip()[:200]))
 
     # --- configs
@@ -691,7 +712,9 @@ class KafkaStop(Row):
     def __init__(self, mode=None, key="kafka-stop"):
         self.down = D(60, 12)
         self.mode = mode or KAFKA_STOP
-        how = "stopped (SIGTERM) %d s under load, restarted" if self.mode == "restart" else "frozen (SIGSTOP) %d s under load, resumed (SIGCONT)"
+        how = {"restart": "stopped (SIGTERM) %d s under load, restarted",
+               "cut": "unreachable %d s under load (every connection reset, new ones refused), then back",
+               "freeze": "frozen (SIGSTOP) %d s under load, resumed (SIGCONT)"}[self.mode]
         super().__init__(key, "Kafka broker " + how % self.down, D(10 + 60 + 20, 5 + 12 + 8))
 
     async def fault(self, rig, t0):
@@ -809,12 +832,12 @@ class ExchangeKill(Row):
         await blocking(self.kill_restart, ex)
         await at(t0, D(30, 0))
         await blocking(rig.kafka_up)
-        self.notes.append("kill 1 with Kafka up; kill 2 with Kafka %s from 6 s before to 6 s after it, so the restart replays a spool" % ("stopped" if KAFKA_STOP == "restart" else "frozen"))
+        self.notes.append("kill 1 with Kafka up; kill 2 with Kafka %s from 6 s before to 6 s after it, so the restart replays a spool" % ({"restart": "stopped", "cut": "unreachable"}.get(KAFKA_STOP, "frozen")))
 
 
 class SpoolFull(Row):
     def __init__(self):
-        super().__init__("spool-full", "spool's disk full (Kafka down 20 s, spool on a %d KiB tmpfs)" % SPOOL_FS_KB, D(45, 25))
+        super().__init__("spool-full", "spool's disk full (Kafka unreachable 20 s, spool on a %d KiB tmpfs)" % SPOOL_FS_KB, D(45, 25))
 
     def before(self, rig):
         mode, path = rig.mount_small_fs()
@@ -824,7 +847,7 @@ class SpoolFull(Row):
         rig.exchange_config(0, spool_dir=path)
         if mode == "rlimit":
             ex.fsize_limit = SPOOL_FS_KB * 1024
-            self.title = "spool's disk full (Kafka down 20 s; equivalent: RLIMIT_FSIZE %d KiB on the exchange)" % SPOOL_FS_KB
+            self.title = "spool's disk full (Kafka unreachable 20 s; equivalent: RLIMIT_FSIZE %d KiB on the exchange)" % SPOOL_FS_KB
             self.notes.append("mount not permitted: the exchange ran under RLIMIT_FSIZE=%d KiB (writes past it fail with EFBIG, not ENOSPC)" % SPOOL_FS_KB)
         else:
             self.notes.append("spool on a tmpfs of %d KiB" % SPOOL_FS_KB)
@@ -953,7 +976,6 @@ async def run_row(rig, row):
     n, caught = rig.catch_up(prefix, len(wins))
     for ex in targets:
         rig.bank(ex)
-    row.after(rig)
     recovered = None
     if n < len(wins):
         # Not caught up: restart the ledger and every exchange (SIGTERM
@@ -972,6 +994,7 @@ async def run_row(rig, row):
                 rig.start_exchange(ex)
         n2, _ = rig.catch_up(prefix, len(wins))
         recovered = n2
+    row.after(rig)
     # The row's debits.
     rows = psql("SELECT request_id, imp_id, amount_micros, account, auction_id FROM debits WHERE left(request_id, %d) = '%s-'" % (len(prefix) + 1, prefix), DB)
     debits = {}
@@ -1059,21 +1082,24 @@ def table(results, baseline_pct):
 
 
 async def main():
+    choose_storage()
     rows = [Healthy(), KafkaStop(), PgStop(), PgStallRow(), LedgerKill(), ExchangeKill(), SpoolFull(), ThreeReplicas(), BudgetLifecycle()]
-    if KAFKA_STOP == "restart":
+    if KAFKA_STOP != "freeze" and not SHORT:
         # The broker frozen rather than stopped, last: after it neither
         # client recovers in our runs (see perf/RESULTS.md), which would
         # spoil the rows after it.
         rows.append(KafkaStop("freeze", "kafka-freeze"))
     if ONLY:
         rows = [r for r in rows if r.key in ONLY or r.key == "healthy"]
+        if "kafka-freeze" in ONLY:
+            rows.append(KafkaStop("freeze", "kafka-freeze"))
     elif SHORT:
         rows = [r for r in rows if r.key in ("healthy", "kafka-stop", "pg-stall", "ledger-kill", "exchange-kill", "budget-crud")]
     rig = Rig()
     psql("CREATE DATABASE %s" % DB)
     with open(os.path.join(OUT, "database"), "w") as f:
         f.write(DB + "\n")
-    log("scratch database %s; tansu on 127.0.0.1:%d (%s)" % (DB, rig.kport, TANSU_STORAGE or "memory://tansu/"))
+    log("scratch database %s; tansu on 127.0.0.1:%d (%s)" % (DB, rig.kport, STORAGE))
     rig.start_tansu()
     rig.create_topics()
     rig.start_bidders()
