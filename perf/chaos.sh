@@ -11,7 +11,7 @@
 # id unique. Rows (faults), each on a live system that caught up after the
 # previous one:
 #   healthy         no fault (the deadline-adherence reference)
-#   kafka-stop      broker down 60 s under load, then back
+#   kafka-stop      broker unreachable 60 s under load, then back (see CHAOS_KAFKA_STOP)
 #   pg-stop         PostgreSQL stopped 30 s (pg_ctlcluster stop -m fast), restarted
 #   pg-stall        PostgreSQL stalled lease TTL + 5 s: ACCESS EXCLUSIVE locks on
 #                   the ledger and budget tables held, and every other backend of
@@ -21,7 +21,7 @@
 #                   a 5 s backlog), restarted each time
 #   exchange-kill   the exchange SIGKILLed and restarted twice (Kafka up; Kafka
 #                   down, so the restart replays its spool)
-#   spool-full      the exchange's spool on a 512 KiB tmpfs while Kafka is down 20 s
+#   spool-full      the exchange's spool on a 512 KiB tmpfs while Kafka is away 20 s
 #                   (without mount permission: RLIMIT_FSIZE on the exchange instead)
 #   replicas-stall  three replicas share one small budget while PostgreSQL stalls
 #   budget-crud     beta's budget created, lowered and deleted under load
@@ -42,12 +42,13 @@
 # 100 short), CHAOS_TMAX (200 ms), CHAOS_CONNECTIONS (32), CHAOS_TIMEOUT_S (2),
 # CHAOS_LEASE_TTL_MS (15000, 4000 short), CHAOS_FAULTS (comma list of row keys;
 # healthy always runs), CHAOS_SPOOL_FS (auto|tmpfs|rlimit), CHAOS_SPOOL_FS_KB
-# (512), TANSU (tansu on PATH or ~/.cargo/bin), TANSU_STORAGE (memory://tansu/;
-# a persistent engine, e.g. sqlite://... with a tansu built with it, makes the
-# Kafka rows a real SIGTERM + restart), CHAOS_KAFKA_STOP (restart|freeze;
-# default restart with persistent storage, else freeze: the broker SIGSTOPped
-# and SIGCONTed, because restarting memory storage loses the log),
-# CHAOS_KEEP_DB=1 (keep the scratch database), PG_HOST (127.0.0.1).
+# (512), TANSU (tansu on PATH or ~/.cargo/bin), TANSU_STORAGE (memory://tansu/),
+# CHAOS_KAFKA_STOP (how the broker goes down: cut, the default with memory
+# storage: the clients reach tansu through perf/chaos_proxy.py, which resets
+# every connection and refuses new ones for the outage, since restarting
+# memory storage loses the log; restart, the default with a persistent
+# TANSU_STORAGE: SIGTERM and a new tansu; freeze: SIGSTOP/SIGCONT; the full
+# run adds a kafka-freeze row last), CHAOS_KEEP_DB=1 (keep the scratch database), PG_HOST (127.0.0.1).
 #
 # Needs: python3 >= 3.11, psql and pg_isready, pg_ctlcluster (Debian
 # postgresql-common) with root to stop/start the local cluster, root to mount
