@@ -117,6 +117,50 @@ pub(super) struct Started {
     pub(super) journal_task: Option<JoinHandle<()>>,
 }
 
+/// The producer the two tasks share, replaced when librdkafka reports a
+/// fatal error: an idempotent producer that was fenced (a broker answers
+/// `ProducerFenced` after an outage, for instance) refuses every later
+/// record for good, so the spool would never drain while the process runs.
+pub(super) struct SharedProducer {
+    current: arc_swap::ArcSwap<FutureProducer>,
+    bootstrap: String,
+    cfg: KafkaConfig,
+}
+
+impl SharedProducer {
+    fn new(bootstrap: &str, cfg: &KafkaConfig) -> Result<Arc<Self>, rdkafka::error::KafkaError> {
+        Ok(Arc::new(Self {
+            current: arc_swap::ArcSwap::from_pointee(kafka_producer(bootstrap, cfg)?),
+            bootstrap: bootstrap.to_owned(),
+            cfg: cfg.clone(),
+        }))
+    }
+
+    /// The producer to send with now.
+    fn get(&self) -> Arc<FutureProducer> {
+        self.current.load_full()
+    }
+
+    /// After failures: if the producer is in a fatal state, a new one takes
+    /// its place (the records it refused are retried as usual).
+    fn renew_if_fatal(&self) {
+        use rdkafka::producer::Producer;
+        let p = self.get();
+        let Some((code, reason)) = p.client().fatal_error() else {
+            return;
+        };
+        match kafka_producer(&self.bootstrap, &self.cfg) {
+            Ok(fresh) => {
+                tracing::warn!(?code, %reason, "kafka producer in a fatal state: replaced by a new one");
+                self.current.store(Arc::new(fresh));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "kafka producer in a fatal state and a new one cannot be made")
+            }
+        }
+    }
+}
+
 /// An idempotent producer: retries inside librdkafka cannot duplicate or
 /// reorder events within a partition.
 pub(crate) fn kafka_producer(
@@ -163,7 +207,7 @@ pub(super) fn start(
         }
         false => None,
     };
-    let producer = kafka_producer(bootstrap, cfg)?;
+    let producer = SharedProducer::new(bootstrap, cfg)?;
     counters
         .spool_pending
         .store(spool.pending(), Ordering::Relaxed);
@@ -227,7 +271,7 @@ pub(super) fn start(
 /// Sends queued events to Kafka until stopped, then sends what is left.
 async fn produce_loop(
     mut rx: mpsc::Receiver<Journaled>,
-    producer: FutureProducer,
+    producer: Arc<SharedProducer>,
     topic: String,
     spool_tx: mpsc::Sender<SpoolItem>,
     counters: Arc<EventCounters>,
@@ -263,7 +307,10 @@ async fn produce_loop(
             delivered,
             failed,
             dead,
-        } = send_all(&producer, &topic, max_bytes, records).await;
+        } = send_all(&producer.get(), &topic, max_bytes, records).await;
+        if !failed.is_empty() {
+            producer.renew_if_fatal();
+        }
         EventCounters::add(&counters.produced, delivered);
         if !dead.is_empty() {
             to_spool(&spool_tx, SpoolItem::Dead(dead)).await;
@@ -340,7 +387,7 @@ struct SpoolTask {
     /// `kafka.max_message_bytes`.
     max_bytes: usize,
     rx: mpsc::Receiver<SpoolItem>,
-    producer: FutureProducer,
+    producer: Arc<SharedProducer>,
     topic: String,
     counters: Arc<EventCounters>,
     interval: Duration,
@@ -449,7 +496,7 @@ async fn replay(t: &mut SpoolTask) {
             failed,
             dead,
         } = send_all(
-            &t.producer,
+            &t.producer.get(),
             &t.topic,
             t.max_bytes,
             records.into_iter().map(Journaled::spooled).collect(),
@@ -463,7 +510,9 @@ async fn replay(t: &mut SpoolTask) {
         }
         from = next;
         if !failed.is_empty() {
-            // Kafka is still away: keep the rest for the next round, in order.
+            // Kafka is still away (or the producer was fenced: replaced
+            // here): keep the rest for the next round, in order.
+            t.producer.renew_if_fatal();
             keep = failed.into_iter().map(|j| j.record).collect();
             break;
         }
