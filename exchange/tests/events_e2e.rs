@@ -170,18 +170,7 @@ async fn ledger_command_applies_events_and_stops_on_sigterm() {
     let cluster =
         rtb_exchange::events::EmbeddedKafka::start(2, &["auction-results", "auction-results-dlq"])
             .unwrap();
-    let path = dir.path().join("ledger.toml");
-    let db = dir.path().join("ledger.sqlite");
-    std::fs::write(
-        &path,
-        format!(
-            "[kafka]\nbrokers = \"{}\"\nspool_path = \"{}\"\n[ledger]\nsqlite_path = \"{}\"\nbatch_ms = 20\n",
-            cluster.bootstrap(),
-            dir.path().join("events.spool").display(),
-            db.display()
-        ),
-    )
-    .unwrap();
+    let path = ledger_common::ledger_config(dir.path(), cluster.bootstrap(), "");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_exchange"))
         .args(["ledger", "--config"])
         .arg(&path)

@@ -163,6 +163,17 @@ async fn alongside<T>(ex: &RunningExchange, hostile: impl std::future::Future<Ou
 }
 
 /// Posts `req` and checks that the answer came within tmax + slack.
+/// One hostile auction (`req`) while the well-behaved publisher runs
+/// ([`alongside`]): it must be answered with a 200; its JSON.
+async fn answered_alongside(ex: &RunningExchange, req: &Value) -> Value {
+    alongside(ex, async {
+        let a = timed_post(ex, req).await;
+        assert_eq!(a.status, 200, "{}", a.text());
+        a.json()
+    })
+    .await
+}
+
 async fn timed_post(ex: &RunningExchange, req: &Value) -> Answer {
     let tmax = req["tmax"].as_u64().unwrap();
     let started = Instant::now();
@@ -226,12 +237,7 @@ async fn ten_bids_from_one_seat_are_capped_and_do_not_set_their_own_price() {
     })
     .await;
     let ex = exchange(&[("low", &low)], |c| add_bidder(c, "multi", &multi)).await;
-    let v = alongside(&ex, async {
-        let a = timed_post(&ex, &request("multi-1", 0.5, TMAX_MS)).await;
-        assert_eq!(a.status, 200, "{}", a.text());
-        a.json()
-    })
-    .await;
+    let v = answered_alongside(&ex, &request("multi-1", 0.5, TMAX_MS)).await;
     let wins = winners(&v);
     assert_eq!(wins.len(), 1, "{v}");
     assert_eq!(wins[0].0, "multi");
@@ -265,12 +271,7 @@ async fn bids_past_max_bids_per_response_are_dropped_with_a_reason() {
         c.auction.max_bids_per_response = 100;
     })
     .await;
-    let v = alongside(&ex, async {
-        let a = timed_post(&ex, &request("flood-1", 0.1, TMAX_MS)).await;
-        assert_eq!(a.status, 200, "{}", a.text());
-        a.json()
-    })
-    .await;
+    let v = answered_alongside(&ex, &request("flood-1", 0.1, TMAX_MS)).await;
     assert_eq!(winners(&v)[0].0, "flood", "{v}");
     let nb = nonbids(&v, "flood");
     assert_eq!(nb.len(), 299, "{v}");
@@ -326,12 +327,7 @@ async fn a_megabyte_cid_crashes_nothing() {
     .await;
     // Default limits: the answer is over max_bidder_response_bytes.
     let ex = exchange(&[("honest", &honest)], |c| add_bidder(c, "bigcid", &big)).await;
-    let v = alongside(&ex, async {
-        let a = timed_post(&ex, &request("cid-1", 0.1, BIG_CID_TMAX_MS)).await;
-        assert_eq!(a.status, 200, "{}", a.text());
-        a.json()
-    })
-    .await;
+    let v = answered_alongside(&ex, &request("cid-1", 0.1, BIG_CID_TMAX_MS)).await;
     assert_eq!(winners(&v)[0].0, "honest", "{v}");
     let nb = nonbids(&v, "bigcid");
     assert_eq!(nb[0]["statuscode"], 3, "{v}");
@@ -349,12 +345,7 @@ async fn a_megabyte_cid_crashes_nothing() {
         c.auction.max_tmax_ms = BIG_CID_TMAX_MS;
     })
     .await;
-    let v = alongside(&ex, async {
-        let a = timed_post(&ex, &request("cid-2", 0.1, BIG_CID_TMAX_MS)).await;
-        assert_eq!(a.status, 200, "{}", a.text());
-        a.json()
-    })
-    .await;
+    let v = answered_alongside(&ex, &request("cid-2", 0.1, BIG_CID_TMAX_MS)).await;
     assert_eq!(winners(&v)[0].0, "honest", "{v}");
     let nb = nonbids(&v, "bigcid");
     assert_eq!(nb[0]["statuscode"], 3, "{v}");
@@ -390,10 +381,7 @@ async fn oversized_bid_fields_are_invalid_bids_naming_the_field() {
         .await;
         let honest = bidder("honest", 1.0, |_| {}).await;
         let ex = exchange(&[("honest", &honest)], |c| add_bidder(c, "long", &hostile)).await;
-        let v = alongside(&ex, async {
-            timed_post(&ex, &request("f", 0.1, TMAX_MS)).await.json()
-        })
-        .await;
+        let v = answered_alongside(&ex, &request("f", 0.1, TMAX_MS)).await;
         assert_eq!(winners(&v)[0].0, "honest", "{field}: {v}");
         let nb = nonbids(&v, "long");
         assert_eq!(nb[0]["statuscode"], 3, "{field}: {v}");
@@ -447,12 +435,7 @@ async fn blocked_attributes_seats_and_domains_lose_with_their_codes() {
     let mut req = request("rules-1", 0.1, TMAX_MS);
     req["imp"][0]["banner"]["battr"] = json!([3]);
     req["bseat"] = json!(["blocked", "evil-seat"]);
-    let v = alongside(&ex, async {
-        let a = timed_post(&ex, &req).await;
-        assert_eq!(a.status, 200, "{}", a.text());
-        a.json()
-    })
-    .await;
+    let v = answered_alongside(&ex, &req).await;
     let wins = winners(&v);
     assert_eq!(wins.len(), 1, "{v}");
     assert_eq!(wins[0].0, "honest", "{v}");
@@ -504,12 +487,7 @@ async fn deal_rules_are_enforced() {
         {"id": "4", "bidfloor": 0.5, "banner": banner,
          "pmp": {"deals": [{"id": "d4", "bidfloor": 2.0, "wadomain": ["dealer.example"]}]}}
     ]);
-    let v = alongside(&ex, async {
-        let a = timed_post(&ex, &req).await;
-        assert_eq!(a.status, 200, "{}", a.text());
-        a.json()
-    })
-    .await;
+    let v = answered_alongside(&ex, &req).await;
     let price_of = |imp: &str| {
         winners(&v)
             .into_iter()
@@ -617,12 +595,7 @@ async fn ten_thousand_imps_times_three_bidders_answer_within_tmax() {
             .map(|i| json!({"id": i.to_string(), "banner": {}}))
             .collect(),
     );
-    let v = alongside(&ex, async {
-        let a = timed_post(&ex, &req).await;
-        assert_eq!(a.status, 200, "{}", a.text());
-        a.json()
-    })
-    .await;
+    let v = answered_alongside(&ex, &req).await;
     let wins = winners(&v);
     assert_eq!(wins.len(), IMPS);
     assert!(wins

@@ -8,7 +8,7 @@ mod ledger_common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ledger_common::{event, promtool_check, sample, samples, LedgerProcess};
+use ledger_common::{event, ledger_config, promtool_check, sample, samples, LedgerProcess};
 use rtb_exchange::events::{EmbeddedKafka, EventSystem};
 use rtb_exchange::Config;
 
@@ -33,17 +33,7 @@ async fn scrape_until(ledger: &LedgerProcess, what: &str, cond: impl Fn(&str) ->
 async fn metrics_follow_the_ledger_and_pass_promtool() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = EmbeddedKafka::start(3, &["auction-results", "auction-results-dlq"]).unwrap();
-    let path = dir.path().join("ledger.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[kafka]\nbrokers = \"{}\"\nspool_path = \"{}\"\n[ledger]\nsqlite_path = \"{}\"\nbatch_ms = 20\nbatch_max = 50\n",
-            cluster.bootstrap(),
-            dir.path().join("events.spool").display(),
-            dir.path().join("ledger.sqlite").display()
-        ),
-    )
-    .unwrap();
+    let path = ledger_config(dir.path(), cluster.bootstrap(), "batch_max = 50\n");
     let ledger = LedgerProcess::start(&path, dir.path().join("ledger.log"));
     // Before any event: served, counters at zero, valid text.
     let text = ledger.scrape().await;

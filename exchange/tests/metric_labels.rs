@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{admin, bidder, get, TOKEN};
-use ledger_common::{event, promtool_check, samples, LedgerProcess};
+use ledger_common::{event, ledger_config, promtool_check, samples, LedgerProcess};
 use rtb_exchange::config::{BidderEntry, Protocol};
 use rtb_exchange::events::{EmbeddedKafka, EventSystem};
 use rtb_exchange::{server, Config};
@@ -57,17 +57,7 @@ fn assert_bounded(text: &str) {
 async fn hostile_cids_do_not_reach_ledger_labels() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = EmbeddedKafka::start(1, &["auction-results", "auction-results-dlq"]).unwrap();
-    let path = dir.path().join("ledger.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[kafka]\nbrokers = \"{}\"\nspool_path = \"{}\"\n[ledger]\nsqlite_path = \"{}\"\nbatch_ms = 20\n",
-            cluster.bootstrap(),
-            dir.path().join("events.spool").display(),
-            dir.path().join("ledger.sqlite").display()
-        ),
-    )
-    .unwrap();
+    let path = ledger_config(dir.path(), cluster.bootstrap(), "");
     let ledger = LedgerProcess::start(&path, dir.path().join("ledger.log"));
     let cfg = Config::load(&path).unwrap();
     let store = rtb_exchange::ledger::Store::open(&cfg.ledger)

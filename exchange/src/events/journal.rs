@@ -376,9 +376,8 @@ impl Journal {
         };
         segment.sealed.store(true, Ordering::SeqCst);
         self.sealed_list().push((segment, None));
-        // Twice: the first records the gate's delivered count, the second
-        // compares (the caller let the ledger catch up before).
-        self.collect();
+        // One pass records the gate's delivered count and compares it (the
+        // caller let the ledger catch up before).
         self.collect();
         let kept = self.sealed_list().len();
         if kept > 0 {

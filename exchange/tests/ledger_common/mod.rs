@@ -407,3 +407,20 @@ pub fn ledger_command(config: &std::path::Path, extra: &[&str]) -> std::process:
         .output()
         .unwrap()
 }
+
+/// Writes `dir/ledger.toml` for an `exchange ledger` process on the brokers
+/// at `bootstrap`: its spool and SQLite ledger in `dir`, batches of 20 ms,
+/// then `extra` lines of `[ledger]`. Returns the file's path.
+pub fn ledger_config(dir: &Path, bootstrap: &str, extra: &str) -> PathBuf {
+    let path = dir.join("ledger.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[kafka]\nbrokers = \"{bootstrap}\"\nspool_path = \"{}\"\n[ledger]\nsqlite_path = \"{}\"\nbatch_ms = 20\n{extra}",
+            dir.join("events.spool").display(),
+            dir.join("ledger.sqlite").display()
+        ),
+    )
+    .unwrap();
+    path
+}
