@@ -22,13 +22,13 @@ printf '%s' '{"id":"r1","imp":[{"id":"1","banner":{"w":300,"h":250},"bidfloor":0
 printf '%s' '{"id":"r1","seatbid":[{"seat":"a","bid":[{"id":"b1","impid":"1","price":1.25,"adm":"<a/>","nurl":"http://x/${AUCTION_PRICE}","cid":"c1"}]}],"cur":"USD"}' > corpus/response/min-response.json
 
 # Events: the v3 sample, a v1 event and a no-winner event (from proto's tests).
-cp "$root/proto/tests/data/auction_result_v3.json" corpus/event/v3.json
+cp "$root/proto/tests/data/auction_result_v4.json" corpus/event/v4.json
 printf '%s' '{"schema_version":1,"auction_id":"r-1","ts_ms":5,"currency":"USD","imps":[{"imp_id":"1","winner":{"seat":"a","account":"a","bid_micros":2,"clearing_micros":1}}]}' > corpus/event/v1.json
 printf '%s' '{"schema_version":2,"auction_id":"a","request_id":"q","ts_ms":1,"currency":"USD","imps":[{"imp_id":"1","bids":[{"seat":"s","price_micros":5,"loss_reason":102}]}],"bidders":[{"seat":"s","status":"timeout","latency_ms":9,"nonbid_code":101}]}' > corpus/event/no-winner.json
 
 # Spool files in the on-disk frame format, behind the target's mode byte (len | crc32(body) | body, body =
 # key_len | key | value, little-endian): intact, torn and corrupt.
-python3 - corpus/spool "$root/proto/tests/data/auction_result_v3.json" <<'PY'
+python3 - corpus/spool "$root/proto/tests/data/auction_result_v4.json" <<'PY'
 import struct, sys, zlib, os
 out, event = sys.argv[1], open(sys.argv[2], "rb").read()
 def frame(key, value):

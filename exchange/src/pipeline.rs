@@ -15,7 +15,7 @@ use rtb_proto::{
 use tokio::time::Instant;
 
 use crate::auction;
-use crate::budget::{day_of, Budgets, Clock, SystemClock};
+use crate::budget::{day_of, Budgets, Clock, Leased, SystemClock};
 use crate::config::Config;
 use crate::fanout::{fan_out, Answer, Bidder, CallResult, Skip};
 use crate::metrics::{Metrics, Stage, ROTATE_EVERY};
@@ -365,6 +365,12 @@ impl Exchange {
         let day = day_of(now_ms);
         let mut result = auction::run(&rules, &offers);
         let budgets = self.budgets.as_deref();
+        // Per imp, the leases its win was paid from (empty without budgets):
+        // the event carries them so the ledger debits exactly those leases.
+        let mut leased: Vec<Leased> = Vec::new();
+        if budgets.is_some() {
+            leased.resize(result.wins.len(), Leased::NONE);
+        }
         settle::award(
             &rules,
             &mut offers,
@@ -372,10 +378,17 @@ impl Exchange {
             deadline,
             Instant::now,
             |i, offer, clearing| {
-                budgets.is_none_or(|b| {
-                    let cid = offer_cid(&sources, &decoded, i);
-                    b.reserve(offer.seat, cid, clearing.0, day, currency)
-                })
+                let Some(b) = budgets else { return true };
+                let cid = offer_cid(&sources, &decoded, i);
+                match b.reserve(offer.seat, cid, clearing.0, day, currency) {
+                    Some(paid) => {
+                        if let Some(slot) = offer.imp.and_then(|imp| leased.get_mut(imp)) {
+                            *slot = paid;
+                        }
+                        true
+                    }
+                    None => false,
+                }
             },
         );
         let input = outcome::Input {
@@ -395,6 +408,7 @@ impl Exchange {
             let auction_id = format!("{}-{seq:x}", self.instance);
             events.emit(crate::events::auction_result(
                 &input,
+                &leased,
                 now_ms,
                 auction_id,
                 &self.instance,

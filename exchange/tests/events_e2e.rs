@@ -223,6 +223,7 @@ async fn ledger_command_applies_events_and_stops_on_sigterm() {
                 account: "alpha".into(),
                 bid_micros: price,
                 clearing_micros: price,
+                leased: None,
             }),
             bids: vec![],
         });

@@ -213,7 +213,7 @@ fn response_target() {
 fn event_target() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let seeds = vec![
-        std::fs::read(root.join("proto/tests/data/auction_result_v3.json")).unwrap(),
+        std::fs::read(root.join("proto/tests/data/auction_result_v4.json")).unwrap(),
         br#"{"schema_version":1,"auction_id":"r-1","ts_ms":5,"currency":"USD","imps":[{"imp_id":"1","winner":{"seat":"a","account":"a","bid_micros":2,"clearing_micros":1}}]}"#.to_vec(),
         br#"{"schema_version":2,"auction_id":"a","request_id":"q","ts_ms":1,"currency":"USD","imps":[{"imp_id":"1","bids":[{"seat":"s","price_micros":5,"loss_reason":102}]}],"bidders":[{"seat":"s","status":"timeout","latency_ms":9,"nonbid_code":101}]}"#.to_vec(),
     ];

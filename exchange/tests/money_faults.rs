@@ -5,10 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use rtb_exchange::budget::Leased;
 use rtb_exchange::budget::{day_of, BudgetConfig, BudgetRow, Budgets, Clock, ManualClock, Refusal};
 use rtb_exchange::events::LedgerConfig;
 use rtb_exchange::ledger::store::utc_day;
-use rtb_exchange::ledger::Store;
+use rtb_exchange::ledger::{Debit, Entry, Store};
 use tokio::sync::watch;
 
 /// 2026-11-23 12:00 UTC.
@@ -83,7 +84,7 @@ async fn a_price_that_did_not_fit_does_not_block_the_bidder_for_the_day() {
     let day = day_of(NOON);
     assert_eq!(b.blocked("alpha", day, "USD"), None, "leased at start");
     assert!(
-        !b.reserve("alpha", None, 5_000_000, day, "USD"),
+        b.reserve("alpha", None, 5_000_000, day, "USD").is_none(),
         "5.00 does not fit"
     );
     let (stop, rx) = watch::channel(false);
@@ -92,7 +93,9 @@ async fn a_price_that_did_not_fit_does_not_block_the_bidder_for_the_day() {
         b.blocked("alpha", day_of(clock.now_ms()), "USD").is_none()
     })
     .await;
-    assert!(b.reserve("alpha", None, 1_000_000, day_of(clock.now_ms()), "USD"));
+    assert!(b
+        .reserve("alpha", None, 1_000_000, day_of(clock.now_ms()), "USD")
+        .is_some());
     let _ = stop.send(true);
     task.await.unwrap();
 }
@@ -105,11 +108,11 @@ async fn lowering_a_budget_revokes_the_lease() {
     let (store, _clock, b) = start_x(dir.path(), 10_000_000, config(0.5)).await;
     let day = day_of(NOON);
     // The first lease holds 5.00; 1.00 of it is awarded.
-    assert!(b.reserve("alpha", None, 1_000_000, day, "USD"));
+    assert!(b.reserve("alpha", None, 1_000_000, day, "USD").is_some());
     store.put_budget(&row(2_000_000), NOON).await.unwrap();
     b.reload().await.unwrap();
     assert!(
-        !b.reserve("alpha", None, 100_000, day, "USD"),
+        b.reserve("alpha", None, 100_000, day, "USD").is_none(),
         "nothing more from a revoked lease"
     );
     let s = store
@@ -124,7 +127,7 @@ async fn lowering_a_budget_revokes_the_lease() {
     let mut awarded = 1_000_000;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     while tokio::time::Instant::now() < deadline {
-        if b.reserve("alpha", None, 100_000, day, "USD") {
+        if b.reserve("alpha", None, 100_000, day, "USD").is_some() {
             awarded += 100_000;
         } else {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -156,11 +159,11 @@ async fn an_expected_budget_awards_nothing_before_its_lease() {
         .unwrap();
     let day = day_of(NOON);
     assert!(
-        b.reserve("alpha", None, 100_000, day, "USD"),
+        b.reserve("alpha", None, 100_000, day, "USD").is_some(),
         "no budget: not limited"
     );
     b.expect(&row(5_000_000));
-    assert!(!b.reserve("alpha", None, 100_000, day, "USD"));
+    assert!(b.reserve("alpha", None, 100_000, day, "USD").is_none());
     assert_eq!(b.blocked("alpha", day, "USD"), Some(Refusal::Exhausted));
     // Kept by a reload while the write is pending, even though the
     // database does not have it yet.
@@ -199,7 +202,7 @@ async fn a_lease_past_its_validity_awards_nothing() {
         .await
         .unwrap();
     let day = day_of(NOON);
-    assert!(x.reserve("alpha", None, 1_000_000, day, "USD"));
+    assert!(x.reserve("alpha", None, 1_000_000, day, "USD").is_some());
     // Its last renewal, then none: the database stalls for x.
     store
         .renew("alpha", "x", &utc_day(NOON), NOON + ttl, 1_000_000)
@@ -207,7 +210,7 @@ async fn a_lease_past_its_validity_awards_nothing() {
         .unwrap();
     clock.set(NOON + ttl - x.safety_margin().as_millis() as i64);
     assert!(
-        !x.reserve("alpha", None, 100_000, day, "USD"),
+        x.reserve("alpha", None, 100_000, day, "USD").is_none(),
         "nothing is awarded from a lease past its validity"
     );
     assert_eq!(x.blocked("alpha", day, "USD"), Some(Refusal::Exhausted));
@@ -234,7 +237,7 @@ async fn a_lease_past_its_validity_awards_nothing() {
     let (stop, rx) = watch::channel(false);
     let task = x.spawn_refill(rx);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!x.reserve("alpha", None, 100_000, day, "USD"));
+    assert!(x.reserve("alpha", None, 100_000, day, "USD").is_none());
     let s = store
         .budget_status("alpha", &utc_day(NOON))
         .await
@@ -279,16 +282,16 @@ async fn a_resync_adopts_what_the_database_holds() {
     let (store, _clock, x) = start_x(dir.path(), 10_000_000, config(0.2)).await;
     let day = day_of(NOON);
     // The first grant: 20 % of 10.00.
-    assert!(x.reserve("alpha", None, 2_000_000, day, "USD"));
-    assert!(!x.reserve("alpha", None, 10_000, day, "USD"));
+    assert!(x.reserve("alpha", None, 2_000_000, day, "USD").is_some());
+    assert!(x.reserve("alpha", None, 10_000, day, "USD").is_none());
     let lost = lost_grant(&store, NOON, 2_000_000).await;
     assert_eq!(lost, 4_000_000, "half of the 8.00 free");
     assert!(
-        !x.reserve("alpha", None, 10_000, day, "USD"),
+        x.reserve("alpha", None, 10_000, day, "USD").is_none(),
         "memory does not know the lost grant yet"
     );
     assert_eq!(x.resync(NOON).await.unwrap(), 1);
-    assert!(x.reserve("alpha", None, 3_000_000, day, "USD"));
+    assert!(x.reserve("alpha", None, 3_000_000, day, "USD").is_some());
     // Awarded 5.00 of 6.00. The row is cut back to 5.00 behind x's back
     // (as a revoke or an expiry would): x awards nothing more after a resync.
     store
@@ -296,7 +299,7 @@ async fn a_resync_adopts_what_the_database_holds() {
         .await
         .unwrap();
     assert_eq!(x.resync(NOON).await.unwrap(), 1);
-    assert!(!x.reserve("alpha", None, 10_000, day, "USD"));
+    assert!(x.reserve("alpha", None, 10_000, day, "USD").is_none());
     let s = store
         .budget_status("alpha", &utc_day(NOON))
         .await
@@ -316,7 +319,7 @@ async fn a_timed_out_grant_is_followed_by_a_resync() {
     };
     let (_store, clock, x) = start_x(dir.path(), 10_000_000, cfg).await;
     let day = day_of(NOON);
-    assert!(x.reserve("alpha", None, 2_000_000, day, "USD"));
+    assert!(x.reserve("alpha", None, 2_000_000, day, "USD").is_some());
     let resyncs = |b: &Budgets| {
         let mut text = String::new();
         b.encode_prometheus(&mut text);
@@ -343,7 +346,7 @@ async fn a_timed_out_grant_is_followed_by_a_resync() {
         .unwrap();
     let (stop, rx) = watch::channel(false);
     let task = x.spawn_refill(rx);
-    assert!(!x.reserve("alpha", None, 1_000_000, day, "USD"));
+    assert!(x.reserve("alpha", None, 1_000_000, day, "USD").is_none());
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     tx.rollback().await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -353,9 +356,130 @@ async fn a_timed_out_grant_is_followed_by_a_resync() {
     }
     // Afterwards grants go on as usual.
     until(&clock, "a new grant", || {
-        x.reserve("alpha", None, 1_000_000, day, "USD")
+        x.reserve("alpha", None, 1_000_000, day, "USD").is_some()
     })
     .await;
     let _ = stop.send(true);
     task.await.unwrap();
+}
+
+/// A debit of instance x for alpha, paid from the leases `leased` says.
+fn debit(n: u32, amount: i64, leased: Leased) -> Entry {
+    Entry {
+        partition: 0,
+        offset: n as i64,
+        debits: vec![Debit {
+            auction_id: format!("x-{n}"),
+            imp_id: "1".into(),
+            account: "alpha".into(),
+            seat: "alpha".into(),
+            cid: None,
+            amount_micros: amount,
+            currency: "USD".into(),
+            event_ts: NOON,
+            request_id: None,
+            exchange_instance: Some("x".into()),
+            leased: Some(leased),
+        }],
+    }
+}
+
+/// A win awarded while alpha had no budget was paid from no lease; when
+/// its debit reaches the ledger after a budget (and a lease of x) exists,
+/// it is spend but must not shrink x's lease row. It did (the ledger
+/// debited every lease row of the account): outstanding read too low, and
+/// the next grant handed out again what x still held (the budget-crud row
+/// of the fault matrix, 10 to 22 units overspent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_win_awarded_before_the_budget_existed_is_not_debited_from_a_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, clock, x) = start_x(dir.path(), 0, config(0.5)).await;
+    let day = day_of(NOON);
+    let free = x.reserve("alpha", None, 3_000_000, day, "USD");
+    assert_eq!(free, Some(Leased::NONE), "no budget: paid from no lease");
+    store.put_budget(&row(10_000_000), NOON).await.unwrap();
+    x.reload().await.unwrap();
+    let (stop, rx) = watch::channel(false);
+    let task = x.spawn_refill(rx);
+    let paid = {
+        let mut paid = None;
+        until(&clock, "a lease for alpha", || {
+            paid = x.reserve("alpha", None, 1_000_000, day, "USD");
+            paid.is_some()
+        })
+        .await;
+        paid.unwrap()
+    };
+    assert_eq!(
+        paid,
+        Leased {
+            seat: true,
+            campaign: false
+        }
+    );
+    let _ = stop.send(true);
+    task.await.unwrap();
+    let status = || async {
+        store
+            .budget_status("alpha", &utc_day(NOON))
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let held = status().await.leased_micros;
+    assert!(held >= 1_000_000, "x holds a lease: {:?}", status().await);
+    store
+        .apply("t", &[debit(0, 3_000_000, free.unwrap())])
+        .await
+        .unwrap();
+    let s = status().await;
+    assert_eq!(
+        s.spent_total_micros, 3_000_000,
+        "the free win is spend: {s:?}"
+    );
+    assert_eq!(
+        s.leased_micros, held,
+        "and leaves x's lease as it was: {s:?}"
+    );
+    store
+        .apply("t", &[debit(1, 1_000_000, paid)])
+        .await
+        .unwrap();
+    let s = status().await;
+    assert_eq!(s.spent_total_micros, 4_000_000, "{s:?}");
+    assert_eq!(
+        s.leased_micros,
+        held - 1_000_000,
+        "the leased win moves from the lease to spend: {s:?}"
+    );
+    assert_eq!(
+        s.remaining_micros,
+        10_000_000 - s.spent_total_micros - s.leased_micros,
+        "{s:?}"
+    );
+}
+
+/// Events older than schema v3 carry no `leased`: their debits go to every
+/// lease row of the accounts, as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_without_leases_debits_the_accounts_leases_as_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _clock, x) = start_x(dir.path(), 10_000_000, config(0.5)).await;
+    let day = day_of(NOON);
+    assert!(x.reserve("alpha", None, 1_000_000, day, "USD").is_some());
+    let held = store
+        .budget_status("alpha", &utc_day(NOON))
+        .await
+        .unwrap()
+        .unwrap()
+        .leased_micros;
+    let mut old = debit(0, 1_000_000, Leased::NONE);
+    old.debits[0].leased = None;
+    store.apply("t", &[old]).await.unwrap();
+    let s = store
+        .budget_status("alpha", &utc_day(NOON))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.leased_micros, held - 1_000_000, "{s:?}");
 }

@@ -99,6 +99,7 @@ pub fn synthetic_event(run: &str, n: u64) -> AuctionResult {
                 account,
                 bid_micros: Micros(clearing.0 + 500_000),
                 clearing_micros: clearing,
+                leased: None,
             }),
             bids: vec![],
         }],

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::Micros;
 
 /// The schema version this crate writes.
-pub const AUCTION_RESULT_SCHEMA_VERSION: u32 = 2;
+pub const AUCTION_RESULT_SCHEMA_VERSION: u32 = 3;
 
 /// Why an event could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +102,37 @@ pub struct Winner {
     /// The price paid (clearing price), in micros.
     #[serde(with = "micros_int")]
     pub clearing_micros: Micros,
+    /// Which of the exchange instance's budget leases paid for the win
+    /// (schema v3). `None` in older events: the ledger then debits every
+    /// lease of the instance for the accounts, as v2 readers did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leased: Option<Leased>,
+}
+
+/// The budget leases a win was awarded from, as the exchange reserved it.
+///
+/// A lease row's outstanding amount is what was granted minus what was
+/// debited from it. A win awarded while its account had no budget (before
+/// one was created, after it was deleted) was never taken from a lease, so
+/// the ledger must not debit one for it: that would shrink what the
+/// database believes is still held by the instance and let a later grant
+/// hand it out twice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Leased {
+    /// Taken from the bidder's own (seat) lease.
+    #[serde(default)]
+    pub seat: bool,
+    /// Taken from the campaign's (`seat/cid`) lease.
+    #[serde(default)]
+    pub campaign: bool,
+}
+
+impl Leased {
+    /// Paid from no lease: the account had no budget when the win was awarded.
+    pub const NONE: Leased = Leased {
+        seat: false,
+        campaign: false,
+    };
 }
 
 /// One bid for an impression and what became of it.

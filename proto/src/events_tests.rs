@@ -24,6 +24,10 @@ fn sample() -> AuctionResult {
                     account: account_key("alpha", Some("c1")),
                     bid_micros: Micros(3_000_000),
                     clearing_micros: Micros(2_010_000),
+                    leased: Some(Leased {
+                        seat: true,
+                        campaign: false,
+                    }),
                 }),
                 bids: vec![BidResult {
                     seat: "alpha".into(),
@@ -67,19 +71,26 @@ fn account_key_uses_campaign_when_present() {
     assert_eq!(none.key(), "auc-1");
 }
 
-/// This reader (version 2) reads a version-3 event: unknown fields are
+/// This reader (version 3) reads a version-4 event: unknown fields are
 /// ignored and an unknown bidder status reads as `Unknown`.
 #[test]
-fn v2_reader_reads_v3_event() {
-    let v3 = include_bytes!("../tests/data/auction_result_v3.json");
-    let e = AuctionResult::from_json(v3).unwrap();
-    assert_eq!(e.schema_version, 3);
+fn v3_reader_reads_v4_event() {
+    let v4 = include_bytes!("../tests/data/auction_result_v4.json");
+    let e = AuctionResult::from_json(v4).unwrap();
+    assert_eq!(e.schema_version, 4);
     assert_eq!(e.exchange_instance.as_deref(), Some("exchange-7f9c"));
     assert_eq!(e.request_id.as_deref(), Some("req-42"));
     assert_eq!(e.auction_id, "auc-42");
     let w = e.imps[0].winner.as_ref().unwrap();
     assert_eq!(w.account, "alpha/camp-7");
     assert_eq!(w.clearing_micros, Micros(2_010_000));
+    assert_eq!(
+        w.leased,
+        Some(Leased {
+            seat: true,
+            campaign: true
+        })
+    );
     assert_eq!(e.imps[0].bids[1].loss_reason, 102);
     assert_eq!(e.bidders[2].status, BidderCallStatus::Unknown);
     assert_eq!(e.bidders[2].nonbid_code, Some(503));
@@ -88,17 +99,16 @@ fn v2_reader_reads_v3_event() {
 /// Version-1 events (no `request_id`, no `exchange_instance`) still read:
 /// a ledger upgraded before the exchanges keeps working.
 #[test]
-fn v2_reader_reads_v1_event() {
+fn v3_reader_reads_v1_event() {
     let v1 = br#"{"schema_version":1,"auction_id":"r-1","ts_ms":5,"currency":"USD","imps":[{"imp_id":"1",
         "winner":{"seat":"a","account":"a","bid_micros":2,"clearing_micros":1}}]}"#;
     let e = AuctionResult::from_json(v1).unwrap();
     assert_eq!(e.schema_version, 1);
     assert_eq!(e.request_id, None);
     assert_eq!(e.exchange_instance, None);
-    assert_eq!(
-        e.imps[0].winner.as_ref().unwrap().clearing_micros,
-        Micros(1)
-    );
+    let w = e.imps[0].winner.as_ref().unwrap();
+    assert_eq!(w.clearing_micros, Micros(1));
+    assert_eq!(w.leased, None, "older events say nothing of leases");
 }
 
 #[test]

@@ -50,6 +50,7 @@ pub use store::{BudgetRow, BudgetStatus, Granted, LeaseRequest, DEFAULT_BUDGET_C
 
 use crate::config::ConfigError;
 use crate::ledger::{store::utc_day, LedgerError, Store};
+pub use rtb_proto::events::Leased;
 
 /// Milliseconds in a day: budgets roll over at UTC midnight.
 pub const DAY_MS: i64 = 86_400_000;
@@ -405,10 +406,12 @@ impl Budgets {
 
     /// Takes `amount` (a win's clearing price, in `currency`) out of the
     /// leases of `seat` and of its campaign `cid`, whichever have a budget,
-    /// for `day`: all or nothing. False when they cannot pay it: the win is
+    /// for `day`: all or nothing. `None` when they cannot pay it: the win is
     /// lost (counted) and the refill task is asked to trade the remainder for
-    /// a grant of at least `amount`. False too when a budget is kept in
+    /// a grant of at least `amount`. `None` too when a budget is kept in
     /// another currency (no conversion rates), leaving the leases as they are.
+    /// Otherwise which leases paid ([`Leased::NONE`] for a seat without a
+    /// budget): the event carries it, so the ledger debits exactly those.
     pub fn reserve(
         &self,
         seat: &str,
@@ -416,19 +419,23 @@ impl Budgets {
         amount: i64,
         day: i64,
         currency: &str,
-    ) -> bool {
+    ) -> Option<Leased> {
         let seats = self.seats.load();
         let Some(s) = seats.get(seat) else {
-            return true;
+            return Some(Leased::NONE);
         };
         let accounts = s.for_bid(cid);
+        let leased = Leased {
+            seat: accounts[0].is_some(),
+            campaign: accounts[1].is_some(),
+        };
         if accounts
             .iter()
             .flatten()
             .any(|a| !a.row.currency.eq_ignore_ascii_case(currency))
         {
             self.lost.fetch_add(1, Ordering::Relaxed);
-            return false;
+            return None;
         }
         let now = self.clock.now_ms();
         // Lock order: bidder, then campaign (for_bid's order), everywhere.
@@ -442,7 +449,7 @@ impl Budgets {
             drop(guards);
             self.lost.fetch_add(1, Ordering::Relaxed);
             self.wake.notify_one();
-            return false;
+            return None;
         }
         let mut low = false;
         for l in guards.iter_mut().flatten() {
@@ -453,7 +460,7 @@ impl Budgets {
         if low {
             self.wake.notify_one();
         }
-        true
+        Some(leased)
     }
 
     /// Makes this instance see budget changes now (the admin API calls it

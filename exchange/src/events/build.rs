@@ -5,20 +5,23 @@
 //! event is the `price` the publisher was sent.
 
 use rtb_proto::events::{
-    account_key, AuctionResult, BidResult, BidderCallStatus, BidderResult, ImpResult, Winner,
-    AUCTION_RESULT_SCHEMA_VERSION,
+    account_key, AuctionResult, BidResult, BidderCallStatus, BidderResult, ImpResult, Leased,
+    Winner, AUCTION_RESULT_SCHEMA_VERSION,
 };
 
 use crate::outcome::{BidderStatus, Input, NONBID_ERROR, NONBID_INVALID, NONBID_TIMEOUT};
 
-/// Builds the event of one auction; `ts_ms` is the settle time (ms since
-/// epoch), `auction_id` the exchange's id for it, `instance` the exchange
-/// instance whose budget leases paid for its wins.
+/// Builds the event of one auction; `leased` says per imp which budget
+/// leases paid for its win (empty when the exchange keeps no budgets: then
+/// every win is marked as paid from none), `ts_ms` is the settle time (ms since epoch),
+/// `auction_id` the exchange's id for it, `instance` the exchange instance
+/// whose budget leases paid for its wins.
 ///
 /// Auctions with no winner produce an event too (with no winners), so the
 /// stream is a complete record of auctions; the ledger skips imps without one.
 pub fn auction_result(
     input: &Input<'_>,
+    leased: &[Leased],
     ts_ms: i64,
     auction_id: String,
     instance: &str,
@@ -55,7 +58,7 @@ pub fn auction_result(
             });
         }
     }
-    for (imp, win) in imps.iter_mut().zip(&input.result.wins) {
+    for (i, (imp, win)) in imps.iter_mut().zip(&input.result.wins).enumerate() {
         let Some(win) = win else { continue };
         let (d, s, b) = input.sources[win.offer];
         let BidderStatus::Bids(resp) = &input.decoded[d].status else {
@@ -70,6 +73,7 @@ pub fn auction_result(
             account: account_key(seat, bid.cid.as_deref()),
             bid_micros: bid.price,
             clearing_micros: win.clearing,
+            leased: Some(leased.get(i).copied().unwrap_or(Leased::NONE)),
         });
     }
     let bidders = input

@@ -550,6 +550,7 @@ pub fn debits(e: &AuctionResult) -> Vec<Debit> {
                 event_ts: e.ts_ms,
                 request_id: e.request_id.clone(),
                 exchange_instance: e.exchange_instance.clone(),
+                leased: w.leased,
             })
         })
         .collect()

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 use std::time::Duration;
 
+use rtb_proto::events::Leased;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::Row;
@@ -41,6 +42,32 @@ pub struct Debit {
     pub request_id: Option<String>,
     /// Exchange instance whose budget lease the win was awarded from.
     pub exchange_instance: Option<String>,
+    /// Which of that instance's leases paid (schema v3 events); `None` for
+    /// older events, whose debits go to every lease row of the accounts.
+    pub leased: Option<Leased>,
+}
+
+impl Debit {
+    /// The lease accounts (of [`Debit::exchange_instance`]) this debit is
+    /// taken from: the ones the exchange reserved the win from, or for an
+    /// event older than schema v3 both the account and the seat (where a
+    /// lease row exists; rows that do not are untouched).
+    pub fn lease_accounts(&self) -> impl Iterator<Item = &str> {
+        let own = self.account != self.seat;
+        // The campaign's lease is the account's when the bid named one; a
+        // win without a campaign is charged to the seat's lease alone.
+        let (account, seat) = match self.leased {
+            None => (true, own),
+            Some(l) if own => (l.campaign, l.seat),
+            Some(l) => (l.seat, false),
+        };
+        [
+            account.then_some(self.account.as_str()),
+            seat.then_some(self.seat.as_str()),
+        ]
+        .into_iter()
+        .flatten()
+    }
 }
 
 /// One consumed message, decoded (or not: then it has no debits).
@@ -365,11 +392,9 @@ impl Store {
                     ))
                 };
                 if let Some(instance) = &d.exchange_instance {
-                    let l = leases.entry((instance, day.clone(), &d.account)).or_default();
-                    *l = l.checked_add(d.amount_micros).ok_or_else(|| overflow("lease debit", &d.account))?;
-                    if d.seat != d.account {
-                        let l = leases.entry((instance, day.clone(), &d.seat)).or_default();
-                        *l = l.checked_add(d.amount_micros).ok_or_else(|| overflow("lease debit", &d.seat))?;
+                    for account in d.lease_accounts() {
+                        let l = leases.entry((instance, day.clone(), account)).or_default();
+                        *l = l.checked_add(d.amount_micros).ok_or_else(|| overflow("lease debit", account))?;
                     }
                 }
                 let e = spend.entry((&d.account, day.clone())).or_default();

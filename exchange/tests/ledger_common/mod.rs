@@ -168,6 +168,7 @@ pub fn event(n: u32) -> AuctionResult {
                 crid: Some("cr".into()),
                 bid_micros: Micros(clearing.0 + 500_000),
                 clearing_micros: clearing,
+                leased: None,
             }),
             bids: vec![],
         }],
