@@ -246,19 +246,24 @@ impl Exchange {
         let today = self.budgets.as_ref().map(|_| day_of(self.clock.now_ms()));
         let recording = self.recording();
         for b in &set.active {
-            // A bidder that could not pay for a win is not called at all.
-            if let (Some(budgets), Some(day)) = (&self.budgets, today) {
-                let why = match budgets.blocked(&b.name, day, &currency) {
+            // No bidder is called while a win's event could be lost (journal
+            // or spool unwritable): its debit would be. A bidder that could
+            // not pay for a win is not called at all either.
+            let why = if !recording {
+                Some(Skip::Unrecorded)
+            } else if let (Some(budgets), Some(day)) = (&self.budgets, today) {
+                match budgets.blocked(&b.name, day, &currency) {
                     Some(crate::budget::Refusal::Exhausted) => Some(Skip::Budget),
                     Some(crate::budget::Refusal::Currency) => Some(Skip::BudgetCurrency),
-                    None if !recording && budgets.budgeted(&b.name) => Some(Skip::Unrecorded),
                     None => None,
-                };
-                if let Some(skip) = why {
-                    b.metrics().skipped.inc();
-                    who.skipped.push((b.clone(), skip));
-                    continue;
                 }
+            } else {
+                None
+            };
+            if let Some(skip) = why {
+                b.metrics().skipped.inc();
+                who.skipped.push((b.clone(), skip));
+                continue;
             }
             match b.admit() {
                 Ok(p) => {

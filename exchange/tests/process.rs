@@ -4,6 +4,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use common::*;
 use serde_json::json;
@@ -595,11 +596,83 @@ async fn kill_9_after_the_answers_loses_no_event() {
     assert!(left.is_empty(), "after a clean stop: {left:?}");
 }
 
+/// When Kafka is away and the spool cannot be written (here: the journal
+/// off, a file size limit of 1 MiB and events of 150 KB), an event that
+/// missed Kafka would be lost: /readyz answers 503 naming the spool, no
+/// bidder is called (auctions answer no-bid), and /metrics counts the
+/// failed writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwritable_spool_with_kafka_away_awards_nothing() {
+    let a = bidder("alpha", 3.0, |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("exchange.toml");
+    // Port 9 (discard) on loopback: nothing listens, every send fails.
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\
+             [kafka]\nbrokers = \"127.0.0.1:9\"\njournal = false\n\
+             delivery_timeout_ms = 200\nreplay_interval_ms = 100\n\
+             [[bidders]]\nname = \"alpha\"\nendpoints = [\"{}\"]\n",
+            a.url()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new("bash")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 1024; exec \"$0\" serve --config \"$1\"")
+        .arg(EXCHANGE)
+        .arg(&config)
+        .env("EXCHANGE_ADMIN_TOKEN", TOKEN)
+        .env_remove("DATABASE_URL")
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = listening_urls(&mut child, "exchange").0;
+    let ready = |url: String| async move { get(format!("{url}/readyz")).await };
+    assert_eq!(ready(url.clone()).await.0, 200);
+    let long = "r".repeat(150_000);
+    let mut not_ready = None;
+    for i in 0..100 {
+        let r = post_url(&url, &request(&format!("{long}{i}"), 0.5, 300)).await;
+        assert!(r.status == 200 || r.status == 204, "{}", r.status);
+        let (status, text) = ready(url.clone()).await;
+        if status == 503 {
+            not_ready = Some(text);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let text = not_ready.expect("the exchange stayed ready with an unwritable spool");
+    assert!(text.contains("spool"), "{text}");
+    let asked = a.stats().requests;
+    let r = post_url(&url, &request("small", 0.5, 300)).await;
+    assert_eq!(
+        r.status,
+        204,
+        "no win while events cannot be kept: {}",
+        r.text()
+    );
+    assert_eq!(a.stats().requests, asked, "the bidder was not called");
+    let (_, metrics) = get(format!("{url}/metrics")).await;
+    let failures: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("rtb_events_spool_failures_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(failures >= 1, "{metrics}");
+    sigterm(&child);
+    let _ = tokio::task::spawn_blocking(move || child.wait().unwrap()).await;
+}
+
 /// When the crash journal cannot be written (here: a file size limit of
 /// 1 MiB, `ulimit -f`, and events of 150 KB), the exchange says so: /readyz
-/// answers 503 naming the journal, a budgeted bidder is no longer called
-/// (its wins could not be recorded for sure), an unbudgeted one still is,
-/// and /metrics counts the failed writes.
+/// answers 503 naming the journal, no bidder is called any more, budgeted
+/// or not (a win's debit could not be recorded for sure: the auction
+/// answers no-bid), and /metrics counts the failed writes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unwritable_journal_turns_the_exchange_not_ready() {
     let a = bidder("alpha", 3.0, |_| {}).await;
@@ -647,16 +720,18 @@ async fn an_unwritable_journal_turns_the_exchange_not_ready() {
     }
     let text = not_ready.expect("the exchange stayed ready with an unwritable journal");
     assert!(text.contains("journal"), "{text}");
+    let asked = (a.stats().requests, b.stats().requests);
     let r = post_url(&url, &request("small", 0.5, 300)).await;
-    assert_eq!(winning_seats(&r), ["beta"], "{}", r.text());
-    let v = r.json();
-    let nb = nonbids(&v, "alpha");
-    assert!(
-        nb[0]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("cannot be recorded"),
-        "{v}"
+    assert_eq!(
+        r.status,
+        204,
+        "no win while events cannot be kept: {}",
+        r.text()
+    );
+    assert_eq!(
+        (a.stats().requests, b.stats().requests),
+        asked,
+        "neither bidder was called"
     );
     let (_, metrics) = get(format!("{url}/metrics")).await;
     let failures: u64 = metrics

@@ -25,7 +25,7 @@
 //! A write that fails (disk full) is cut back to the last good frame, the
 //! event goes on through memory as before, and the journal is marked
 //! broken until a write succeeds again: the exchange turns not-ready and
-//! stops calling budgeted bidders, rather than award wins it could lose.
+//! calls no bidder, rather than award wins it could lose.
 //!
 //! [`spool`]: super::spool
 
@@ -282,7 +282,7 @@ impl Journal {
                         dir = %self.dir.display(),
                         error = %e,
                         cut_back = cut.is_ok(),
-                        "event journal unwritable: not ready, budgeted bidders not called until it is"
+                        "event journal unwritable: not ready, no bidder called until it is"
                     );
                 }
                 Ticket::none()

@@ -27,7 +27,7 @@ pub mod journal;
 mod producer;
 pub mod spool;
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -83,9 +83,16 @@ pub struct EventCounters {
     /// Events the crash journal could not write (they went on through
     /// memory, not crash-safe).
     pub journal_failures: AtomicU64,
+    /// Events the spool could not write (disk full): lost in memory, kept
+    /// only by the journal for the next start.
+    pub spool_failures: AtomicU64,
     /// Events in the spool file now. Why shared: the producer sends new
     /// events to the spool while it is not empty, to keep them in order.
     pub spool_pending: AtomicUsize,
+    /// The spool's last append failed, and Kafka has not taken an event
+    /// since with the spool empty: an event that missed Kafka now would be
+    /// lost, so the exchange awards nothing (see [`EventSink::recording`]).
+    pub spool_broken: AtomicBool,
 }
 
 impl EventCounters {
@@ -124,6 +131,11 @@ impl EventCounters {
                 "journal_failures",
                 "Auction-result events the crash journal could not write (not crash-safe)",
                 &self.journal_failures,
+            ),
+            (
+                "spool_failures",
+                "Auction-result events the spool could not write (disk full)",
+                &self.spool_failures,
             ),
         ];
         // Writing into a String cannot fail.
@@ -198,11 +210,15 @@ impl EventSink {
         }
     }
 
-    /// False while events cannot be recorded durably (the journal's last
-    /// write failed): the exchange is not ready and does not call budgeted
-    /// bidders, whose wins it could lose.
+    /// False while events cannot be recorded durably: the journal's last
+    /// write failed, or the spool's did (with Kafka away, an event would be
+    /// lost). The exchange is then not ready and calls no bidder: an
+    /// auction answers no-bid rather than award a win whose debit it could
+    /// lose. Its event (no winners) is still written, which is how a
+    /// recovered disk is noticed.
     pub fn recording(&self) -> bool {
         self.journal.as_ref().is_none_or(|j| j.writable())
+            && !self.counters.spool_broken.load(Ordering::Relaxed)
     }
 
     /// The pipeline's counters.

@@ -312,6 +312,15 @@ async fn produce_loop(
             producer.renew_if_fatal();
         }
         EventCounters::add(&counters.produced, delivered);
+        // Kafka takes events and the spool holds none: a spool that failed
+        // earlier keeps nothing that is needed now.
+        if delivered > 0
+            && failed.is_empty()
+            && counters.spool_pending.load(Ordering::Relaxed) == 0
+            && counters.spool_broken.swap(false, Ordering::Relaxed)
+        {
+            tracing::info!("kafka takes events again and the spool is empty: recording again");
+        }
         if !dead.is_empty() {
             to_spool(&spool_tx, SpoolItem::Dead(dead)).await;
         }
@@ -455,9 +464,16 @@ async fn append(t: &mut SpoolTask, items: &mut Vec<SpoolItem>) {
         Ok(()) => {
             EventCounters::add(&t.counters.spooled, n);
             drop(tickets);
+            if t.counters.spool_broken.swap(false, Ordering::Relaxed) {
+                tracing::info!(path = %t.path.display(), "spool writable again: recording again");
+            }
         }
         Err(e) => {
             EventCounters::add(&t.counters.dropped, n);
+            EventCounters::add(&t.counters.spool_failures, n);
+            if !t.counters.spool_broken.swap(true, Ordering::Relaxed) {
+                tracing::error!(path = %t.path.display(), error = %e, "spool unwritable: not ready, no bidder called until events can be kept again");
+            }
             tracing::error!(path = %t.path.display(), error = %e, lost = n, "cannot write the spool; the events stay in the journal for the next start");
             tickets.into_iter().for_each(Ticket::pin);
         }

@@ -78,9 +78,9 @@ pub enum Skip {
     /// Its budget is kept in another currency than the auction's (there are
     /// no conversion rates).
     BudgetCurrency,
-    /// It has a budget, and auction events cannot be recorded durably now
-    /// (the crash journal is unwritable): a win could not be debited for
-    /// sure, so the bidder is not called.
+    /// Auction events cannot be recorded durably now (the crash journal or
+    /// the spool is unwritable): a win could not be debited for sure, so no
+    /// bidder is called.
     Unrecorded,
 }
 
@@ -93,7 +93,7 @@ impl Skip {
             Skip::Qps => "qps limit",
             Skip::Budget => "budget exhausted",
             Skip::BudgetCurrency => "budget in another currency",
-            Skip::Unrecorded => "auction events cannot be recorded (journal unwritable)",
+            Skip::Unrecorded => "auction events cannot be recorded (journal or spool unwritable)",
         }
     }
 

@@ -263,7 +263,7 @@ fn ops<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
             } else if !app.exchange.recording() {
                 text(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "auction events cannot be recorded: the event journal is unwritable",
+                    "auction events cannot be recorded: the event journal or the spool is unwritable",
                 )
             } else {
                 text(StatusCode::OK, "ready")
