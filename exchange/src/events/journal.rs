@@ -213,14 +213,32 @@ impl Journal {
         tracing::info!(path = %shown.display(), "event journal: directory");
         let mut recovered = 0;
         let mut next = 0;
+        // A spool that cannot take them (disk full) leaves the segments
+        // where they are, for a later start: starting matters more than
+        // moving them now (a failed start on a full disk is a crash loop).
+        // The journal then starts broken, so the exchange is not ready and
+        // calls no bidder until a journal write succeeds.
+        let mut kept = 0;
         for (seq, path) in segments(dir)? {
+            next = seq + 1;
+            if kept > 0 {
+                kept += 1;
+                continue;
+            }
             // A torn last frame (the crash came mid-write) was never
             // answered: the intact prefix is what counts.
             let (records, _) = read_frames(&path)?;
-            spool.append(&records)?;
+            if let Err(e) = spool.append(&records) {
+                tracing::error!(
+                    path = %path.display(),
+                    error = %e,
+                    "event journal: the spool cannot take an earlier run's events; its segments stay for the next start, not ready until a journal write succeeds"
+                );
+                kept += 1;
+                continue;
+            }
             recovered += records.len();
             fs::remove_file(&path)?;
-            next = seq + 1;
         }
         if recovered > 0 {
             tracing::warn!(
@@ -244,7 +262,7 @@ impl Journal {
                 current: Mutex::new(current),
                 sealed: Mutex::new(Vec::new()),
                 gate,
-                broken: AtomicBool::new(false),
+                broken: AtomicBool::new(kept > 0),
             },
             recovered,
         ))
