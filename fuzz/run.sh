@@ -18,7 +18,7 @@ case "$budget" in
   *s) limit=(-max_total_time="${budget%s}") ;;
   *) limit=(-runs="$budget") ;;
 esac
-targets=${FUZZ_TARGETS:-request response event spool config}
+targets=${FUZZ_TARGETS:-request forward response event spool config}
 
 export PATH="$PATH:$HOME/.cargo/bin"
 if ! cargo fuzz --version >/dev/null 2>&1; then

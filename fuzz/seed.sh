@@ -9,16 +9,18 @@ set -euo pipefail
 cd "$(dirname "$0")"
 root=..
 shared=${RTB_SHARED_CORPUS:-$root/../shared/corpus/openrtb}
-mkdir -p corpus/request corpus/response corpus/event corpus/spool corpus/config
+mkdir -p corpus/request corpus/forward corpus/response corpus/event corpus/spool corpus/config
 
 if [ -d "$shared/requests" ]; then
   find "$shared/requests" -type f -name '*.json' -exec cp -n {} corpus/request/ \;
+  find "$shared/requests" -type f -name '*.json' -exec cp -n {} corpus/forward/ \;
   find "$shared/responses" -type f -name '*.json' -exec cp -n {} corpus/response/ \;
 else
   echo "seed.sh: $shared not found; request/response seeds are the built-in minimal ones" >&2
 fi
 # Minimal seeds so a machine without the shared corpus still starts somewhere.
 printf '%s' '{"id":"r1","imp":[{"id":"1","banner":{"w":300,"h":250},"bidfloor":0.5}],"site":{"id":"s1"},"tmax":120}' > corpus/request/min-request.json
+printf '%s' '{"id":"r1","imp":[{"id":"1","banner":{}}],"t\u006dax":120,"TMAX":5,"ext":{"tmax":1}}' > corpus/forward/min-forward.json
 printf '%s' '{"id":"r1","seatbid":[{"seat":"a","bid":[{"id":"b1","impid":"1","price":1.25,"adm":"<a/>","nurl":"http://x/${AUCTION_PRICE}","cid":"c1"}]}],"cur":"USD"}' > corpus/response/min-response.json
 
 # Events: the v3 sample, a v1 event and a no-winner event (from proto's tests).
@@ -80,7 +82,7 @@ with open(sys.argv[1], "w") as f:
     for tok in ['{', '}', '[', ']', ':', ',', 'null', 'true', 'false', '-1', '1e308', '0.000001', '\\"\\"', '\\"\\\\u0000\\"']:
         f.write('"%s"\n' % tok)
 PY
-echo "seed.sh: $(ls corpus/request | wc -l) request, $(ls corpus/response | wc -l) response, $(ls corpus/event | wc -l) event, $(ls corpus/spool | wc -l) spool, $(ls corpus/config | wc -l) config seeds; $(wc -l < corpus/openrtb.dict) dictionary entries"
+echo "seed.sh: $(ls corpus/request | wc -l) request, $(ls corpus/forward | wc -l) forward, $(ls corpus/response | wc -l) response, $(ls corpus/event | wc -l) event, $(ls corpus/spool | wc -l) spool, $(ls corpus/config | wc -l) config seeds; $(wc -l < corpus/openrtb.dict) dictionary entries"
 
 # TOML dictionary for the config target: section headers and keys of the seeds.
 {

@@ -10,7 +10,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use rtb_proto::openrtb::{BidRequest, BidResponse};
 use rtb_proto::{
-    decode_request, decode_response, encode_request, validate_request, validate_response,
+    decode_request, decode_response, patch_tmax, validate_request, validate_response,
+    PATCH_HEADROOM,
 };
 use tokio::time::Instant;
 
@@ -179,6 +180,13 @@ impl Exchange {
 
     /// Runs one auction for a request body that arrived at `arrival`.
     ///
+    /// `body` (decompressed) is decoded and validated on the typed model,
+    /// but bidders receive `body` itself, not the model re-encoded: every
+    /// field the model does not know reaches them. The only field the
+    /// exchange sets is the top-level `tmax`, patched in place to the time
+    /// the bidders have left ([`patch_tmax`]); nothing else in the request
+    /// is changed, so nothing else is patched.
+    ///
     /// `timer_slack` is how late timers have recently fired (the overload
     /// detector's peak lateness): the fan-out's timer is set that much
     /// earlier, so a starved runtime still answers by the deadline.
@@ -210,7 +218,7 @@ impl Exchange {
             validate_request(&request).map_err(|v| v.to_string())?;
             Ok(request)
         });
-        let mut request = match decoded {
+        let request = match decoded {
             Ok(r) => r,
             Err(msg) => return (Reply::BadRequest(msg), None),
         };
@@ -236,6 +244,30 @@ impl Exchange {
         if tmax_for_bidders == 0 || set.active.is_empty() {
             return (Reply::NoBid, Some(arrival + budget));
         }
+        // Bidders get the publisher's own bytes (decompressed), not the typed
+        // model re-encoded: fields the model does not know survive. The one
+        // field the exchange sets is the top-level `tmax` (see `patch_tmax`).
+        // The patch is a linear scan, far cheaper than the decode, but for a
+        // body of HEAVY_BYTES or more it still runs off the worker: at the
+        // size limits operators allow (megabytes of imps) it would otherwise
+        // hold up the auctions queued on this worker for milliseconds, and
+        // such a body already paid for the hand-over once (see settle).
+        let encode_started = Instant::now();
+        let mut out = Vec::with_capacity(body.len() + PATCH_HEADROOM);
+        let patched = settle::off_worker(body.len() >= settle::HEAVY_BYTES, || {
+            patch_tmax(body, tmax_for_bidders, &mut out)
+        });
+        if let Err(e) = patched {
+            // Unreachable: `decode_request` accepts only one JSON object
+            // (structs are never read from arrays). Refused rather than
+            // guessed at, should the decoder and the patcher ever disagree.
+            tracing::warn!(error = %e, "a decoded request could not be patched");
+            return (
+                Reply::BadRequest(format!("body: cannot be forwarded: {e}")),
+                None,
+            );
+        }
+        let request_encode = encode_started.elapsed();
         // Admission never waits: a bidder that cannot take the call now is
         // a seat-non-bid, and its permit-holding peers are unaffected.
         let mut who = Participants {
@@ -276,15 +308,6 @@ impl Exchange {
                 }
             }
         }
-        let encode_started = Instant::now();
-        let original_tmax = request.tmax;
-        request.tmax = Some(tmax_for_bidders);
-        let mut out = Vec::with_capacity(body.len() + 16);
-        settle::off_worker(body.len() >= settle::HEAVY_BYTES, || {
-            encode_request(&request, &mut out)
-        });
-        request.tmax = original_tmax;
-        let request_encode = encode_started.elapsed();
         let fanout_started = Instant::now();
         // Never more than half of what is left: a bidder must get a chance.
         let slack = timer_slack.min(deadline.saturating_duration_since(Instant::now()) / 2);

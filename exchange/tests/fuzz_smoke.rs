@@ -1,4 +1,4 @@
-//! The fuzz targets of `fuzz/` (request, response, event, spool, config), run
+//! The fuzz targets of `fuzz/` (request, forward, response, event, spool, config), run
 //! briefly on the stable toolchain as part of `cargo test`: every seed (the
 //! shared OpenRTB corpus, the event sample, spool files, the repository's
 //! TOML configs) and a fixed number of mutants of them go through each
@@ -18,6 +18,9 @@ use std::path::{Path, PathBuf};
 
 #[path = "../../fuzz/targets/request.rs"]
 mod request;
+
+#[path = "../../fuzz/targets/forward.rs"]
+mod forward;
 
 #[path = "../../fuzz/targets/response.rs"]
 mod response;
@@ -71,6 +74,8 @@ const TOKENS: &[&[u8]] = &[
     b"\"id\":",
     b"\"price\":",
     b"\"tmax\":",
+    b"\"t\\u006dax\":",
+    b"\"TMAX\":",
     b"\"bidfloor\":",
     b"\"seatbid\":",
     b"\"bid\":",
@@ -201,6 +206,13 @@ fn corpus_seeds(kind: &str, minimal: &[u8]) -> Vec<Vec<u8>> {
 fn request_target() {
     let min = br#"{"id":"r1","imp":[{"id":"1","banner":{"w":300,"h":250},"bidfloor":0.5}],"site":{"id":"s1"},"tmax":120}"#;
     smoke("request", &corpus_seeds("requests", min), request::run);
+}
+
+#[test]
+fn forward_target() {
+    let min =
+        br#"{"id":"r1","imp":[{"id":"1","banner":{}}],"t\u006dax":120,"TMAX":5,"ext":{"tmax":1}}"#;
+    smoke("forward", &corpus_seeds("requests", min), forward::run);
 }
 
 #[test]

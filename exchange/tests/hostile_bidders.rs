@@ -8,19 +8,16 @@
 
 mod common;
 
-use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
-use http_body_util::{BodyExt, Full};
 use rtb_bidder::Fault;
 use rtb_exchange::config::{BidderEntry, Config, Protocol};
 use rtb_exchange::server::RunningExchange;
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
 
 /// tmax of the well-behaved publisher's auctions.
 const TMAX_MS: u64 = 300;
@@ -34,58 +31,6 @@ const SLACK: Duration = Duration::from_millis(150);
 /// keeps a core busy for a while in a debug build. (A tokio mutex: each test
 /// has its own runtime, and the guard is held across awaits.)
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// The scripted bidders run on their own runtime, like the simulated ones
-/// (see `common`): their CPU work must not stall the exchange under test.
-fn scripted_runtime() -> &'static tokio::runtime::Runtime {
-    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("test-scripted-bidders")
-            .enable_all()
-            .build()
-            .unwrap()
-    })
-}
-
-/// A bidder that answers each bid request with whatever `answer` builds from
-/// its body (status 200), over h2c or HTTP/1.1; returns its base URL.
-async fn raw_bidder(answer: impl Fn(&[u8]) -> Bytes + Send + Sync + 'static) -> String {
-    let answer = Arc::new(answer);
-    scripted_runtime()
-        .spawn(async move {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            tokio::spawn(async move {
-                loop {
-                    let Ok((stream, _)) = listener.accept().await else {
-                        return;
-                    };
-                    let answer = answer.clone();
-                    tokio::spawn(async move {
-                        let svc = hyper::service::service_fn(move |req: http::Request<_>| {
-                            let answer = answer.clone();
-                            async move {
-                                let body: hyper::body::Incoming = req.into_body();
-                                let bytes = body.collect().await.map(|b| b.to_bytes());
-                                let out = answer(&bytes.unwrap_or_default());
-                                Ok::<_, Infallible>(http::Response::new(Full::new(out)))
-                            }
-                        });
-                        let _ = hyper_util::server::conn::auto::Builder::new(
-                            hyper_util::rt::TokioExecutor::new(),
-                        )
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                        .await;
-                    });
-                }
-            });
-            format!("http://{addr}")
-        })
-        .await
-        .unwrap()
-}
 
 /// A bidder that answers each bid request with the JSON `answer` builds
 /// from it; returns its base URL.
@@ -297,11 +242,11 @@ const BIG_CID_TMAX_MS: u64 = if cfg!(debug_assertions) {
     TMAX_MS
 };
 
-/// The `id` of a request the exchange encoded (it writes `id` first).
+/// The `id` of a request the exchange forwarded (the publisher's bytes, so
+/// `id` can be anywhere in the object).
 fn request_id(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(256)]);
-    let rest = text.strip_prefix(r#"{"id":""#).unwrap_or_default();
-    rest.split('"').next().unwrap_or_default().to_owned()
+    let request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    request["id"].as_str().unwrap_or_default().to_owned()
 }
 
 /// Bids 2.0 with a 1 MB `cid` in auctions whose id starts with "cid-", and

@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::openrtb::{BidRequest, BidResponse};
+use crate::strict::Strict;
 
 /// Scratch kept per thread above this size is released, so one huge body does not pin memory.
 const SCRATCH_KEEP_BYTES: usize = 1 << 20;
@@ -55,13 +56,21 @@ impl fmt::Display for DecodeError {
 }
 
 /// Decodes a bid request from a JSON body.
+///
+/// Every OpenRTB object must be a JSON object: serde's positional form of a
+/// struct (an array of its fields, `"site":["s1"]`) is refused, because the
+/// exchange forwards the publisher's bytes and a bidder would not read such
+/// an array as the object the exchange validated (see [`crate::patch_tmax`]).
+/// A key seen twice in one object is refused too (serde's derived decoders
+/// read a field once); inside `ext`, which is free-form, the last copy wins.
 pub fn decode_request(body: &[u8]) -> Result<BidRequest, DecodeError> {
-    decode(body)
+    decode(body, true)
 }
 
-/// Decodes a bid response from a JSON body.
+/// Decodes a bid response from a JSON body (answers are not forwarded:
+/// serde's positional form of structs is still read).
 pub fn decode_response(body: &[u8]) -> Result<BidResponse, DecodeError> {
-    decode(body)
+    decode(body, false)
 }
 
 /// Appends the JSON encoding of a bid request to `out`.
@@ -80,25 +89,42 @@ fn encode<T: Serialize>(value: &T, out: &mut Vec<u8>) {
     serde_json::to_writer(out, value).expect("encoding the openrtb model cannot fail");
 }
 
-fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
+/// Decodes `body`; `strict` refuses structs written as arrays ([`Strict`]).
+fn decode<T: DeserializeOwned>(body: &[u8], strict: bool) -> Result<T, DecodeError> {
     let fast = SCRATCH.with(|cell| {
         let mut scratch = cell.borrow_mut();
         let Scratch { input, buffers } = &mut *scratch;
         input.clear();
         input.extend_from_slice(body);
-        let result = simd_json::serde::from_slice_with_buffers::<T>(input, buffers);
+        let result =
+            simd_json::Deserializer::from_slice_with_buffers(input, buffers).and_then(|mut de| {
+                if strict {
+                    T::deserialize(Strict(&mut de))
+                } else {
+                    T::deserialize(&mut de)
+                }
+            });
         if input.capacity() > SCRATCH_KEEP_BYTES {
             *scratch = Scratch::new();
         }
         result
     });
-    fast.map_err(|err| explain::<T>(body, &err))
+    fast.map_err(|err| explain::<T>(body, strict, &err))
 }
 
 /// Cold path: re-decodes with serde_json to find the failing field's path.
-fn explain<T: DeserializeOwned>(body: &[u8], fast_err: &simd_json::Error) -> DecodeError {
+fn explain<T: DeserializeOwned>(
+    body: &[u8],
+    strict: bool,
+    fast_err: &simd_json::Error,
+) -> DecodeError {
     let mut de = serde_json::Deserializer::from_slice(body);
-    let slow = serde_path_to_error::deserialize::<_, T>(&mut de)
+    let slow = if strict {
+        serde_path_to_error::deserialize::<_, T>(Strict(&mut de))
+    } else {
+        serde_path_to_error::deserialize::<_, T>(&mut de)
+    };
+    let slow = slow
         .map_err(|e| {
             let path = e.path().to_string();
             (path, e.into_inner())

@@ -1,4 +1,5 @@
-//! Runs the codecs and validators against every file of the shared OpenRTB corpus.
+//! Runs the codecs and validators against every file of the shared OpenRTB corpus, and the
+//! forwarding patch against every valid request.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -127,4 +128,32 @@ fn corpus_files_land_on_the_expected_side() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// What the exchange forwards: every valid corpus request, its `tmax`
+/// patched, reads (serde_json) as the publisher's request with only `tmax`
+/// changed, and still decodes and validates with that tmax.
+#[test]
+fn valid_corpus_requests_patch_to_themselves_but_for_tmax() {
+    let Some(dir) = corpus_dir() else { return };
+    let mut seen = 0;
+    for entry in read_index(&dir) {
+        if !entry.path.starts_with("requests/") || entry.expectation != "valid" {
+            continue;
+        }
+        let body = fs::read(dir.join(&entry.path)).expect("read corpus file");
+        let mut out = Vec::with_capacity(body.len() + rtb_proto::PATCH_HEADROOM);
+        rtb_proto::patch_tmax(&body, 77, &mut out)
+            .unwrap_or_else(|e| panic!("{}: {e}", entry.path));
+        let mut expected: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        expected["tmax"] = 77.into();
+        let got: serde_json::Value = serde_json::from_slice(&out)
+            .unwrap_or_else(|e| panic!("{}: patched body is not JSON: {e}", entry.path));
+        assert_eq!(got, expected, "{}", entry.path);
+        let req = decode_request(&out).unwrap_or_else(|e| panic!("{}: {e}", entry.path));
+        assert_eq!(req.tmax, Some(77), "{}", entry.path);
+        validate_request(&req).unwrap_or_else(|e| panic!("{}: {e}", entry.path));
+        seen += 1;
+    }
+    assert!(seen > 0, "no valid requests in the corpus");
 }

@@ -44,7 +44,8 @@ pub enum Stage {
     FanoutWait,
     /// Answer decoding, auction and response building.
     Auction,
-    /// Request re-encoding for bidders and response encoding.
+    /// The bidders' request body (the publisher's, `tmax` patched in) and
+    /// response encoding.
     Encode,
     /// The exchange's own share of an auction: arrival to response built,
     /// minus the fan-out wait (the slowest in-time bidder, or the deadline).

@@ -17,10 +17,10 @@ use crate::config::AuctionConfig;
 use crate::outcome::{BidderStatus, Decoded};
 
 /// Requests and answers (bytes, together) from this size on are decoded,
-/// auctioned and encoded under [`off_worker`]. Why 64 KiB: a debug build
-/// takes tens of milliseconds over that much JSON, an optimized one about a
-/// tenth of a millisecond, so below it handing the worker over would cost
-/// more than it saves.
+/// patched for the bidders, auctioned and encoded under [`off_worker`]. Why
+/// 64 KiB: a debug build takes tens of milliseconds over that much JSON, an
+/// optimized one about a tenth of a millisecond, so below it handing the
+/// worker over would cost more than it saves.
 pub(crate) const HEAVY_BYTES: usize = 64 * 1024;
 
 /// Runs `f` (CPU work) on this thread, but when `heavy` first hands this

@@ -1,8 +1,12 @@
-//! Shared helpers for the exchange's integration tests: simulated bidders and
-//! an exchange on 127.0.0.1:0, and a publisher client speaking HTTP/1.1 or h2c.
+//! Shared helpers for the exchange's integration tests: simulated bidders,
+//! scripted bidders (any answer to the exact bytes received) and a capturing
+//! one, an exchange on 127.0.0.1:0, and a publisher client speaking HTTP/1.1
+//! or h2c.
 
 #![allow(dead_code, unreachable_pub)]
 
+use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -65,6 +69,74 @@ pub async fn bidder_at(addr: std::net::SocketAddr, seat: &str, price: f64) -> Bi
         })
         .await
         .unwrap()
+}
+
+/// The scripted bidders run on their own runtime, like the simulated ones
+/// (see `common`): their CPU work must not stall the exchange under test.
+fn scripted_runtime() -> &'static tokio::runtime::Runtime {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("test-scripted-bidders")
+            .enable_all()
+            .build()
+            .unwrap()
+    })
+}
+
+/// A bidder that answers each bid request with whatever `answer` builds from
+/// its body (status 200), over h2c or HTTP/1.1; returns its base URL.
+pub async fn raw_bidder(answer: impl Fn(&[u8]) -> Bytes + Send + Sync + 'static) -> String {
+    let answer = Arc::new(answer);
+    scripted_runtime()
+        .spawn(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(async move {
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        return;
+                    };
+                    let answer = answer.clone();
+                    tokio::spawn(async move {
+                        let svc = hyper::service::service_fn(move |req: http::Request<_>| {
+                            let answer = answer.clone();
+                            async move {
+                                let body: hyper::body::Incoming = req.into_body();
+                                let bytes = body.collect().await.map(|b| b.to_bytes());
+                                let out = answer(&bytes.unwrap_or_default());
+                                Ok::<_, Infallible>(http::Response::new(Full::new(out)))
+                            }
+                        });
+                        let _ = hyper_util::server::conn::auto::Builder::new(
+                            hyper_util::rt::TokioExecutor::new(),
+                        )
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                        .await;
+                    });
+                }
+            });
+            format!("http://{addr}")
+        })
+        .await
+        .unwrap()
+}
+
+/// The request bodies a [`capturing_bidder`] received, in arrival order.
+pub type Captured = std::sync::Arc<std::sync::Mutex<Vec<Bytes>>>;
+
+/// A bidder that keeps every bid request body it receives (exactly the
+/// bytes on the wire) and never bids (an empty 200); returns its base URL.
+pub async fn capturing_bidder() -> (String, Captured) {
+    let captured = Captured::default();
+    let keep = captured.clone();
+    let url = raw_bidder(move |body| {
+        keep.lock().unwrap().push(Bytes::copy_from_slice(body));
+        Bytes::new()
+    })
+    .await;
+    (url, captured)
 }
 
 /// Starts an exchange on 127.0.0.1:0 with one h2c bidder entry per handle.
