@@ -164,6 +164,9 @@ pub struct Journal {
     sealed: Mutex<Vec<(Arc<Segment>, Option<u64>)>>,
     gate: Option<Gate>,
     broken: AtomicBool,
+    /// Length of the frame whose write failed last: the probe checks for
+    /// room for that much.
+    failed_len: AtomicUsize,
 }
 
 fn segment_path(dir: &Path, seq: u64) -> PathBuf {
@@ -263,6 +266,7 @@ impl Journal {
                 sealed: Mutex::new(Vec::new()),
                 gate,
                 broken: AtomicBool::new(kept > 0),
+                failed_len: AtomicUsize::new(0),
             },
             recovered,
         ))
@@ -292,6 +296,7 @@ impl Journal {
                 ticket
             }
             Err(e) => {
+                self.failed_len.store(frame.len(), Ordering::Relaxed);
                 let good = cur.good_len;
                 let cut = cur.file.set_len(good);
                 drop(cur);
@@ -313,10 +318,33 @@ impl Journal {
         !self.broken.load(Ordering::Relaxed)
     }
 
+    /// While broken, each sync round checks whether the disk has room again:
+    /// it appends zeros, as many as the write that failed (at least
+    /// `PROBE_BYTES`), and cuts them off at once. Without
+    /// it an exchange that calls no bidder (and so may get no traffic once
+    /// it reports not ready) would never notice that the disk recovered. A
+    /// crash between the two leaves zeros after the last good frame: a torn
+    /// tail, which recovery ignores.
+    fn probe(&self) {
+        const PROBE_BYTES: usize = 4096;
+        let len = self.failed_len.load(Ordering::Relaxed).max(PROBE_BYTES);
+        let mut cur = self.current();
+        let good = cur.good_len;
+        let wrote = cur.file.write_all(&vec![0u8; len]);
+        let cut = cur.file.set_len(good);
+        drop(cur);
+        if wrote.is_ok() && cut.is_ok() && self.broken.swap(false, Ordering::Relaxed) {
+            tracing::info!(dir = %self.dir.display(), "event journal writable again (probe)");
+        }
+    }
+
     /// One round of the sync task: fsyncs what was written since the last
     /// round and, past `segment_bytes`, starts a new segment (the old one
     /// is synced, then sealed). Blocking: run it on the blocking pool.
     pub fn sync(&self) -> io::Result<()> {
+        if !self.writable() {
+            self.probe();
+        }
         let (file, rotate, seq) = {
             let mut cur = self.current();
             if !cur.unsynced {

@@ -85,6 +85,29 @@ pub(super) struct Sent {
     pub(super) failed: Vec<Journaled>,
     /// Never deliverable: for the dead-letter file.
     pub(super) dead: Vec<Journaled>,
+    /// Why the first of `failed` was not taken (for the log).
+    pub(super) error: Option<String>,
+    /// A broker refused this producer's id or epoch (fenced, after an
+    /// outage): nothing it sends will be taken again, a new one is needed.
+    pub(super) fenced: bool,
+}
+
+/// Whether an error refuses the producer itself (its id or epoch), not the
+/// record: tansu answers `ProducerFenced` to every record of an idempotent
+/// producer that outlived an outage, and librdkafka does not report that
+/// as fatal, so the producer would stay useless forever.
+fn refuses_producer(e: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            C::ProducerFenced
+                | C::InvalidProducerEpoch
+                | C::UnknownProducerId
+                | C::InvalidProducerIdMapping
+                | C::OutOfOrderSequenceNumber
+        )
+    )
 }
 
 /// Whether Kafka refused a record for what it is, not for where Kafka is:
@@ -141,13 +164,19 @@ impl SharedProducer {
         self.current.load_full()
     }
 
-    /// After failures: if the producer is in a fatal state, a new one takes
-    /// its place (the records it refused are retried as usual).
-    fn renew_if_fatal(&self) {
+    /// After failures: if the producer is in a fatal state, or a broker
+    /// refused its id (`fenced`), a new one takes its place (the records it
+    /// refused are retried as usual).
+    fn renew_if_fatal(&self, fenced: bool) {
         use rdkafka::producer::Producer;
         let p = self.get();
-        let Some((code, reason)) = p.client().fatal_error() else {
-            return;
+        let (code, reason) = match p.client().fatal_error() {
+            Some((code, reason)) => (Some(code), reason),
+            None if fenced => (
+                None,
+                "a broker refused the producer's id (fenced)".to_owned(),
+            ),
+            None => return,
         };
         match kafka_producer(&self.bootstrap, &self.cfg) {
             Ok(fresh) => {
@@ -307,9 +336,11 @@ async fn produce_loop(
             delivered,
             failed,
             dead,
+            error,
+            fenced,
         } = send_all(&producer.get(), &topic, max_bytes, records).await;
         if !failed.is_empty() {
-            producer.renew_if_fatal();
+            producer.renew_if_fatal(fenced);
         }
         EventCounters::add(&counters.produced, delivered);
         // Kafka takes events and the spool holds none: a spool that failed
@@ -327,6 +358,7 @@ async fn produce_loop(
         if !failed.is_empty() {
             tracing::warn!(
                 failed = failed.len(),
+                error = error.as_deref().unwrap_or(""),
                 "kafka did not take events: spooling them"
             );
             // Mark the backlog now, before the spool task runs, so the next
@@ -377,9 +409,22 @@ pub(super) async fn send_all(
                 // Safe in Kafka: the journal ticket is returned here.
                 Ok(Ok(_)) => sent.delivered += 1,
                 Ok(Err((e, _))) if permanent(&e) => sent.dead.push(j),
-                _ => sent.failed.push(j),
+                Ok(Err((e, _))) => {
+                    sent.fenced |= refuses_producer(&e);
+                    sent.error.get_or_insert_with(|| e.to_string());
+                    sent.failed.push(j)
+                }
+                Err(_) => {
+                    sent.error
+                        .get_or_insert_with(|| "delivery future canceled".into());
+                    sent.failed.push(j)
+                }
             },
-            None => sent.failed.push(j),
+            None => {
+                sent.error
+                    .get_or_insert_with(|| "local queue refused the record".into());
+                sent.failed.push(j)
+            }
         }
     }
     sent
@@ -511,6 +556,8 @@ async fn replay(t: &mut SpoolTask) {
             delivered,
             failed,
             dead,
+            error,
+            fenced,
         } = send_all(
             &t.producer.get(),
             &t.topic,
@@ -526,9 +573,15 @@ async fn replay(t: &mut SpoolTask) {
         }
         from = next;
         if !failed.is_empty() {
+            tracing::warn!(
+                failed = failed.len(),
+                delivered,
+                error = error.as_deref().unwrap_or(""),
+                "spool replay: kafka did not take events; trying again next round"
+            );
             // Kafka is still away (or the producer was fenced: replaced
             // here): keep the rest for the next round, in order.
-            t.producer.renew_if_fatal();
+            t.producer.renew_if_fatal(fenced);
             keep = failed.into_iter().map(|j| j.record).collect();
             break;
         }
