@@ -451,12 +451,7 @@ async fn campaign_budget_limits_its_campaign() {
     // /metrics shows why: bids lost for budget, and the campaign's lease.
     let (status, text) = get(format!("{}/metrics", ex.url())).await;
     assert_eq!(status, 200);
-    let lost: u64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("rtb_budget_lost_bids_total "))
-        .unwrap_or_else(|| panic!("no rtb_budget_lost_bids_total in\n{text}"))
-        .parse()
-        .unwrap();
+    let lost = counter(&text, "rtb_budget_lost_bids_total");
     assert!(lost >= 20, "{lost} bids lost for budget");
     assert!(
         text.contains("rtb_budget_lease_available_micros{account=\"alpha/campaign-1\"} "),

@@ -5,40 +5,9 @@
 
 mod common;
 
-use std::convert::Infallible;
-
 use bytes::Bytes;
 use common::*;
-use http_body_util::Full;
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
-
-/// A bidder that answers every request with `body` (status 200), h2c and HTTP/1.1.
-async fn stub_bidder(body: Vec<u8>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let body = Bytes::from(body);
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let body = body.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |_req| {
-                    let body = body.clone();
-                    async move { Ok::<_, Infallible>(http::Response::new(Full::new(body))) }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(
-                    hyper_util::rt::TokioExecutor::new(),
-                )
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                .await;
-            });
-        }
-    });
-    format!("http://{addr}")
-}
 
 /// A request the response could be an answer to: same id, one banner imp per
 /// impid the response bids on (offering the deals its bids name), its
@@ -85,7 +54,8 @@ async fn every_corpus_response_through_a_live_exchange() {
         }
         let body = std::fs::read(dir.join(path)).unwrap();
         let parsed: Option<Value> = serde_json::from_slice(&body).ok();
-        let stub = stub_bidder(body).await;
+        let body = Bytes::from(body);
+        let stub = raw_bidder(move |_| body.clone()).await;
         // A healthy bidder bids 0.01 on imp "1" so the answer carries ext.
         let healthy = bidder("healthy", 0.01, |_| {}).await;
         let ex = exchange(&[("healthy", &healthy)], |c| {

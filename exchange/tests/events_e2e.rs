@@ -5,6 +5,7 @@
 mod common;
 mod ledger_common;
 
+use common::counter;
 use rtb_exchange::events::LedgerConfig;
 use rtb_exchange::ledger::Store;
 use rtb_proto::Micros;
@@ -110,12 +111,7 @@ async fn ledger_debits_equal_clearing_prices_in_responses() {
         .unwrap()
         .to_bytes();
     let text = String::from_utf8(text.to_vec()).unwrap();
-    let produced: u64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("rtb_events_produced_total "))
-        .unwrap_or_else(|| panic!("no rtb_events_produced_total in\n{text}"))
-        .parse()
-        .unwrap();
+    let produced = counter(&text, "rtb_events_produced_total");
     assert!(
         produced >= 300,
         "produced {produced} of 300 auctions' events"

@@ -596,6 +596,43 @@ async fn kill_9_after_the_answers_loses_no_event() {
     assert!(left.is_empty(), "after a clean stop: {left:?}");
 }
 
+/// `exchange serve --config CONFIG` in `dir` under a file size limit of
+/// 1 MiB (`ulimit -f`), with SIGXFSZ ignored (kept across exec): a write
+/// past the limit fails with EFBIG instead of killing the process.
+fn serve_under_file_limit(config: &std::path::Path, dir: &std::path::Path) -> Child {
+    Command::new("bash")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 1024; exec \"$0\" serve --config \"$1\"")
+        .arg(EXCHANGE)
+        .arg(config)
+        .env("EXCHANGE_ADMIN_TOKEN", TOKEN)
+        .env_remove("DATABASE_URL")
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Checks that `url` is ready, then posts auctions with 150 KB request ids
+/// (each answered 200 or 204), `pause` apart, at most `tries`, until
+/// /readyz answers 503; returns its text (`None`: it stayed ready).
+async fn post_until_not_ready(url: &str, tries: usize, pause: Duration) -> Option<String> {
+    let ready = || get(format!("{url}/readyz"));
+    assert_eq!(ready().await.0, 200);
+    let long = "r".repeat(150_000);
+    for i in 0..tries {
+        let r = post_url(url, &request(&format!("{long}{i}"), 0.5, 300)).await;
+        assert!(r.status == 200 || r.status == 204, "{}", r.status);
+        let (status, text) = ready().await;
+        if status == 503 {
+            return Some(text);
+        }
+        tokio::time::sleep(pause).await;
+    }
+    None
+}
+
 /// When Kafka is away and the spool cannot be written (here: the journal
 /// off, a file size limit of 1 MiB and events of 150 KB), an event that
 /// missed Kafka would be lost: /readyz answers 503 naming the spool, no
@@ -618,34 +655,11 @@ async fn an_unwritable_spool_with_kafka_away_awards_nothing() {
         ),
     )
     .unwrap();
-    let mut child = Command::new("bash")
-        .arg("-c")
-        .arg("trap '' XFSZ; ulimit -f 1024; exec \"$0\" serve --config \"$1\"")
-        .arg(EXCHANGE)
-        .arg(&config)
-        .env("EXCHANGE_ADMIN_TOKEN", TOKEN)
-        .env_remove("DATABASE_URL")
-        .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = serve_under_file_limit(&config, dir.path());
     let url = listening_urls(&mut child, "exchange").0;
-    let ready = |url: String| async move { get(format!("{url}/readyz")).await };
-    assert_eq!(ready(url.clone()).await.0, 200);
-    let long = "r".repeat(150_000);
-    let mut not_ready = None;
-    for i in 0..100 {
-        let r = post_url(&url, &request(&format!("{long}{i}"), 0.5, 300)).await;
-        assert!(r.status == 200 || r.status == 204, "{}", r.status);
-        let (status, text) = ready(url.clone()).await;
-        if status == 503 {
-            not_ready = Some(text);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let text = not_ready.expect("the exchange stayed ready with an unwritable spool");
+    let text = post_until_not_ready(&url, 100, Duration::from_millis(50))
+        .await
+        .expect("the exchange stayed ready with an unwritable spool");
     assert!(text.contains("spool"), "{text}");
     let asked = a.stats().requests;
     let r = post_url(&url, &request("small", 0.5, 300)).await;
@@ -657,12 +671,7 @@ async fn an_unwritable_spool_with_kafka_away_awards_nothing() {
     );
     assert_eq!(a.stats().requests, asked, "the bidder was not called");
     let (_, metrics) = get(format!("{url}/metrics")).await;
-    let failures: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("rtb_events_spool_failures_total "))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let failures = counter(&metrics, "rtb_events_spool_failures_total");
     assert!(failures >= 1, "{metrics}");
     sigterm(&child);
     let _ = tokio::task::spawn_blocking(move || child.wait().unwrap()).await;
@@ -690,35 +699,12 @@ async fn an_unwritable_journal_turns_the_exchange_not_ready() {
         ),
     )
     .unwrap();
-    // SIGXFSZ ignored (kept across exec): a write past the limit fails
-    // with EFBIG instead of killing the process.
-    let mut child = Command::new("bash")
-        .arg("-c")
-        .arg("trap '' XFSZ; ulimit -f 1024; exec \"$0\" serve --config \"$1\"")
-        .arg(EXCHANGE)
-        .arg(&config)
-        .env("EXCHANGE_ADMIN_TOKEN", TOKEN)
-        .env_remove("DATABASE_URL")
-        .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = serve_under_file_limit(&config, dir.path());
     let (url, admin) = listening_urls(&mut child, "exchange");
     budget_alpha(&admin).await;
-    let ready = |url: String| async move { get(format!("{url}/readyz")).await };
-    assert_eq!(ready(url.clone()).await.0, 200);
-    let long = "r".repeat(150_000);
-    let mut not_ready = None;
-    for i in 0..40 {
-        post_url(&url, &request(&format!("{long}{i}"), 0.5, 300)).await;
-        let (status, text) = ready(url.clone()).await;
-        if status == 503 {
-            not_ready = Some(text);
-            break;
-        }
-    }
-    let text = not_ready.expect("the exchange stayed ready with an unwritable journal");
+    let text = post_until_not_ready(&url, 40, Duration::ZERO)
+        .await
+        .expect("the exchange stayed ready with an unwritable journal");
     assert!(text.contains("journal"), "{text}");
     let asked = (a.stats().requests, b.stats().requests);
     let r = post_url(&url, &request("small", 0.5, 300)).await;
@@ -734,12 +720,7 @@ async fn an_unwritable_journal_turns_the_exchange_not_ready() {
         "neither bidder was called"
     );
     let (_, metrics) = get(format!("{url}/metrics")).await;
-    let failures: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("rtb_events_journal_failures_total "))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let failures = counter(&metrics, "rtb_events_journal_failures_total");
     assert!(failures >= 1, "{metrics}");
     sigterm(&child);
     let _ = tokio::task::spawn_blocking(move || child.wait().unwrap()).await;

@@ -399,11 +399,6 @@ impl Budgets {
         );
     }
 
-    /// Whether `seat` (or one of its campaigns) has a budget.
-    pub fn budgeted(&self, seat: &str) -> bool {
-        self.seats.load().contains_key(seat)
-    }
-
     /// Takes `amount` (a win's clearing price, in `currency`) out of the
     /// leases of `seat` and of its campaign `cid`, whichever have a budget,
     /// for `day`: all or nothing. `None` when they cannot pay it: the win is

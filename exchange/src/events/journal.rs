@@ -221,11 +221,10 @@ impl Journal {
         // moving them now (a failed start on a full disk is a crash loop).
         // The journal then starts broken, so the exchange is not ready and
         // calls no bidder until a journal write succeeds.
-        let mut kept = 0;
+        let mut keep = false;
         for (seq, path) in segments(dir)? {
             next = seq + 1;
-            if kept > 0 {
-                kept += 1;
+            if keep {
                 continue;
             }
             // A torn last frame (the crash came mid-write) was never
@@ -237,7 +236,7 @@ impl Journal {
                     error = %e,
                     "event journal: the spool cannot take an earlier run's events; its segments stay for the next start, not ready until a journal write succeeds"
                 );
-                kept += 1;
+                keep = true;
                 continue;
             }
             recovered += records.len();
@@ -265,7 +264,7 @@ impl Journal {
                 current: Mutex::new(current),
                 sealed: Mutex::new(Vec::new()),
                 gate,
-                broken: AtomicBool::new(kept > 0),
+                broken: AtomicBool::new(keep),
                 failed_len: AtomicUsize::new(0),
             },
             recovered,

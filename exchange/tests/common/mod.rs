@@ -26,10 +26,19 @@ use tokio::net::TcpListener;
 /// exchange under test, which would make deadline assertions meaningless.
 fn bidder_runtime() -> &'static tokio::runtime::Runtime {
     static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    RT.get_or_init(|| {
+    own_runtime(&RT, "test-bidders", 2)
+}
+
+/// The runtime in `cell`, built on first use with `threads` workers.
+fn own_runtime(
+    cell: &'static std::sync::OnceLock<tokio::runtime::Runtime>,
+    name: &str,
+    threads: usize,
+) -> &'static tokio::runtime::Runtime {
+    cell.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("test-bidders")
+            .worker_threads(threads)
+            .thread_name(name)
             .enable_all()
             .build()
             .unwrap()
@@ -75,14 +84,7 @@ pub async fn bidder_at(addr: std::net::SocketAddr, seat: &str, price: f64) -> Bi
 /// (see `common`): their CPU work must not stall the exchange under test.
 fn scripted_runtime() -> &'static tokio::runtime::Runtime {
     static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("test-scripted-bidders")
-            .enable_all()
-            .build()
-            .unwrap()
-    })
+    own_runtime(&RT, "test-scripted-bidders", 1)
 }
 
 /// A bidder that answers each bid request with whatever `answer` builds from
@@ -342,6 +344,17 @@ pub fn winning_seats(a: &Answer) -> Vec<String> {
         return Vec::new();
     }
     winners(&a.json()).into_iter().map(|(s, _)| s).collect()
+}
+
+/// The value of the unlabelled counter `name` in a /metrics exposition
+/// (panics naming it when it is missing).
+pub fn counter(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
+        .parse()
+        .unwrap()
 }
 
 /// The shared OpenRTB corpus, or `None` (with a visible message) when it is
