@@ -120,7 +120,11 @@ async fn lowering_a_budget_revokes_the_lease() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(s.leased_micros, 0, "revoked in the database too: {s:?}");
+    // The database still counts the old grant as outstanding until this
+    // instance gives it back with what it awarded (fail closed): nothing is
+    // free under the new limit meanwhile.
+    assert_eq!(s.remaining_micros, 0, "{s:?}");
+    assert_eq!(s.leased_micros, 5_000_000, "{s:?}");
     // Refilled under the new limit: at most 2.00 in all (1.00 awarded before).
     let (stop, rx) = watch::channel(false);
     let task = b.spawn_refill(rx);
@@ -145,6 +149,113 @@ async fn lowering_a_budget_revokes_the_lease() {
     assert!(awarded > 1_000_000, "the new limit's rest is leased again");
     let _ = stop.send(true);
     task.await.unwrap();
+}
+
+/// A budget deleted and made again on the same day, on the same instance,
+/// keeps what that instance awarded from it: the lease row goes on counting
+/// the wins awarded before the delete (their debits may still be on the
+/// way), so no later cut-back (a give-back, a revoke, an expiry) frees budget
+/// that was already awarded. Before, the new lease started again from
+/// nothing awarded and the row forgot the first 3.00, which a give-back then
+/// handed out again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_made_again_after_a_delete_awards_no_more_than_its_total() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _clock, b) = start_x(dir.path(), 10_000_000, config(0.5)).await;
+    let day = day_of(NOON);
+    // 3.00 of the first lease (5.00) awarded; the ledger has not debited it.
+    let mut awarded = 0;
+    for _ in 0..3 {
+        assert!(b.reserve("alpha", None, 1_000_000, day, "USD").is_some());
+        awarded += 1_000_000;
+    }
+    assert!(store.delete_budget("alpha").await.unwrap());
+    b.reload().await.unwrap();
+    assert!(
+        b.reserve("alpha", None, 1_000_000, day, "USD").is_some(),
+        "deleted: not limited (and not from a lease)"
+    );
+    store.put_budget(&row(10_000_000), NOON).await.unwrap();
+    b.reload().await.unwrap();
+    // Awarded from leases until nothing is left: small bids, so leases run
+    // low, misses give remainders back and grants come again.
+    let (stop, rx) = watch::channel(false);
+    let task = b.spawn_refill(rx);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while tokio::time::Instant::now() < deadline {
+        let price = if awarded % 3 == 0 { 700_000 } else { 100_000 };
+        if b.reserve("alpha", None, price, day, "USD").is_some() {
+            awarded += price;
+        } else {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let _ = stop.send(true);
+    task.await.unwrap();
+    let s = store
+        .budget_status("alpha", &utc_day(NOON))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        awarded <= 10_000_000,
+        "{awarded} micros awarded from leases under a total of 10.00: {s:?}"
+    );
+    assert!(awarded > 9_000_000, "the rest is leased again: {awarded}");
+}
+
+/// A budget lowered while another replica holds a lease: the lowering does
+/// not cut that replica's lease row to its last report (which does not
+/// count the wins it awarded since, nor are they debited yet), so a third
+/// replica's grant right after the write cannot hand those wins out again.
+/// Both award until nothing is left: never more than the new total.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_lowered_under_two_replicas_awards_no_more_than_its_total() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, clock, x) = start_x(dir.path(), 10_000_000, config(0.5)).await;
+    let day = day_of(NOON);
+    // x holds 5.00 and awards 3.00 of it; its row still reports 0 awarded.
+    let mut awarded = 0;
+    for _ in 0..3 {
+        assert!(x.reserve("alpha", None, 1_000_000, day, "USD").is_some());
+        awarded += 1_000_000;
+    }
+    // Another replica's admin API lowers the total to 6.00; y starts (and
+    // takes its first lease) before x has reloaded.
+    store.put_budget(&row(6_000_000), NOON).await.unwrap();
+    let y = Budgets::start(store.clone(), "y".into(), clock.clone(), config(0.5))
+        .await
+        .unwrap();
+    let (stop, rx) = watch::channel(false);
+    let tasks = [x.spawn_refill(rx.clone()), y.spawn_refill(rx)];
+    x.reload().await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while tokio::time::Instant::now() < deadline {
+        let mut any = false;
+        for b in [&x, &y] {
+            if b.reserve("alpha", None, 100_000, day, "USD").is_some() {
+                awarded += 100_000;
+                any = true;
+            }
+        }
+        if !any {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let _ = stop.send(true);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let s = store
+        .budget_status("alpha", &utc_day(NOON))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        awarded <= 6_000_000,
+        "{awarded} micros awarded from leases under a total of 6.00: {s:?}"
+    );
+    assert!(awarded > 5_000_000, "the rest is leased again: {awarded}");
 }
 
 /// A budget the admin API is about to write is known at once: no lease

@@ -4,9 +4,10 @@
 //! Amounts are currency units in JSON (`{"daily": 250.0, "total": 10000}`),
 //! stored and reported as integer micros, in the budget's `currency`
 //! (default `USD`). A new budget is known to this replica (with an empty
-//! lease) before it is written; a change revokes the account's outstanding
-//! leases in the database and on this replica at once. Other replicas learn
-//! it at their next reload: the answer waits
+//! lease) before it is written; a change revokes this replica's lease on the
+//! account at once (each replica gives its rest back with the exact figure
+//! it awarded; until then it still counts as outstanding). Other replicas
+//! learn it at their next reload: the answer waits
 //! [`Budgets::propagation`] (two reload intervals), so auctions started
 //! after the answer see it everywhere.
 

@@ -277,6 +277,11 @@ pub struct Budgets {
     pending: Mutex<HashMap<String, BudgetRow>>,
     /// Serializes the writers of `seats` (reload and [`expect`](Self::expect)).
     writer: Mutex<()>,
+    /// Leases of budgets removed today, by account: a budget made again
+    /// takes its old lease back, so this instance's lease row goes on
+    /// counting what was awarded before the removal (those debits may still
+    /// be on the way, and a cut-back to "awarded" must not free them).
+    retired: Mutex<HashMap<String, Arc<Mutex<Lease>>>>,
     wake: Notify,
     /// Winning bids this instance could not pay from its leases (loss
     /// reason 1000), for `/metrics`.
@@ -307,6 +312,7 @@ impl Budgets {
             seats: ArcSwap::from_pointee(HashMap::new()),
             pending: Mutex::default(),
             writer: Mutex::default(),
+            retired: Mutex::default(),
             wake: Notify::new(),
             lost: AtomicU64::new(0),
             unsure: AtomicBool::new(false),
@@ -488,6 +494,10 @@ impl Budgets {
                 Some(c) => s.campaigns.get(c).cloned(),
             }
         };
+        let mut retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+        let today = day_of(self.clock.now_ms());
+        // A lease of an earlier day has its own row: nothing to carry on.
+        retired.retain(|_, l| l.lock().unwrap_or_else(|p| p.into_inner()).day == Some(today));
         let mut seats: HashMap<String, SeatAccounts> = HashMap::new();
         for row in rows {
             let account = match find(&row) {
@@ -501,7 +511,15 @@ impl Budgets {
                         lease: a.lease.clone(),
                     })
                 }
-                None => Account::new(row.clone()),
+                None => match retired.remove(&row.account) {
+                    // Made again: the old lease (revoked when it was
+                    // removed) with what it awarded.
+                    Some(lease) => Arc::new(Account {
+                        row: row.clone(),
+                        lease,
+                    }),
+                    None => Account::new(row.clone()),
+                },
             };
             let seat = seats.entry(row.bidder.clone()).or_default();
             match &row.cid {
@@ -520,6 +538,7 @@ impl Budgets {
                 });
                 if !kept {
                     a.lease().revoke();
+                    retired.insert(a.row.account.clone(), a.lease.clone());
                 }
             }
         }
@@ -562,6 +581,20 @@ impl Budgets {
     /// answer see the change on every replica that reloads on time.
     pub fn propagation(&self) -> Duration {
         Duration::from_millis(2 * self.cfg.reload_interval_ms + 3 * self.cfg.refill_interval_ms)
+    }
+
+    /// Every lease this instance holds: its budgeted accounts' and those
+    /// of budgets removed today (renewed and given back like the others,
+    /// so their rows record exactly what was awarded before they expire).
+    fn leases(&self) -> Vec<(String, Arc<Mutex<Lease>>)> {
+        let mut out: Vec<_> = self
+            .accounts()
+            .into_iter()
+            .map(|a| (a.row.account.clone(), a.lease.clone()))
+            .collect();
+        let retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+        out.extend(retired.iter().map(|(k, l)| (k.clone(), l.clone())));
+        out
     }
 
     fn accounts(&self) -> Vec<Arc<Account>> {
@@ -634,7 +667,7 @@ impl Budgets {
             (ended, ask)
         };
         if let Some((old, old_awarded)) = ended {
-            self.end_day(account, old, old_awarded).await?;
+            self.end_day(account.key(), old, old_awarded).await?;
         }
         let Some((release, awarded, need, generation)) = ask else {
             return Ok(());
@@ -775,10 +808,10 @@ impl Budgets {
     }
 
     /// Gives back what was not awarded from a lease whose day ended.
-    async fn end_day(&self, account: &Account, day: i64, awarded: i64) -> Result<(), LedgerError> {
+    async fn end_day(&self, account: &str, day: i64, awarded: i64) -> Result<(), LedgerError> {
         let text = utc_day(day * DAY_MS);
         self.store
-            .release(account.key(), &self.instance, &text, awarded)
+            .release(account, &self.instance, &text, awarded)
             .await
     }
 
@@ -787,45 +820,41 @@ impl Budgets {
     /// is given back at the next refill and asked for again.
     async fn renew_all(&self, now_ms: i64) {
         let expires = now_ms + self.cfg.lease_ttl_ms as i64;
-        for account in self.accounts() {
+        for (key, lease) in self.leases() {
+            let lock = || lease.lock().unwrap_or_else(|p| p.into_inner());
             let (day, awarded) = {
-                let l = account.lease();
+                let l = lock();
                 match l.day {
                     Some(d) => (d, l.awarded),
                     None => continue,
                 }
             };
             let text = utc_day(day * DAY_MS);
-            let renew = self.store.renew_live(
-                account.key(),
-                &self.instance,
-                &text,
-                now_ms,
-                expires,
-                awarded,
-            );
+            let renew =
+                self.store
+                    .renew_live(&key, &self.instance, &text, now_ms, expires, awarded);
             match tokio::time::timeout(self.call_timeout(), renew).await {
                 Ok(Ok(true)) => {
-                    let mut l = account.lease();
+                    let mut l = lock();
                     if l.day == Some(day) {
                         l.valid_until_ms = l.valid_until_ms.max(self.valid_until(now_ms));
                     }
                 }
                 Ok(Ok(false)) => {
-                    let mut l = account.lease();
+                    let mut l = lock();
                     if l.day == Some(day) && l.granted > l.awarded {
-                        tracing::warn!(account = %account.key(), "budget lease found expired; giving it back");
+                        tracing::warn!(account = %key, "budget lease found expired; giving it back");
                         l.granted = l.awarded;
                         l.release = true;
                     }
                 }
                 Ok(Err(e)) => {
                     self.unsure.store(true, Ordering::Relaxed);
-                    tracing::warn!(account = %account.key(), error = %e, "budget lease renewal failed")
+                    tracing::warn!(account = %key, error = %e, "budget lease renewal failed")
                 }
                 Err(_) => {
                     self.unsure.store(true, Ordering::Relaxed);
-                    tracing::warn!(account = %account.key(), "budget lease renewal timed out")
+                    tracing::warn!(account = %key, "budget lease renewal timed out")
                 }
             }
         }
@@ -896,16 +925,16 @@ impl Budgets {
             // Each lease cut back to exactly what was awarded from it (a
             // renewal would not touch a row that expired meanwhile), then
             // whatever else this instance still holds.
-            for account in me.accounts() {
+            for (key, lease) in me.leases() {
                 let (day, awarded) = {
-                    let l = account.lease();
+                    let l = lease.lock().unwrap_or_else(|p| p.into_inner());
                     match l.day {
                         Some(d) => (d, l.awarded),
                         None => continue,
                     }
                 };
-                if let Err(e) = me.end_day(&account, day, awarded).await {
-                    tracing::warn!(account = %account.key(), error = %e, "could not give back a budget lease; it expires");
+                if let Err(e) = me.end_day(&key, day, awarded).await {
+                    tracing::warn!(account = %key, error = %e, "could not give back a budget lease; it expires");
                 }
             }
             if let Err(e) = me.store.release_instance(&me.instance).await {

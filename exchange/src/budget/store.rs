@@ -116,12 +116,6 @@ const INSERT_BUDGET: &str = "INSERT INTO budget_accounts
 const UPDATE_BUDGET: &str = "UPDATE budget_accounts
     SET daily_micros = $2, total_micros = $3, updated_ms = $4, currency = $5, lock_seq = lock_seq + 1
     WHERE account = $1";
-/// A changed or removed budget revokes what is outstanding: every lease of
-/// the account is cut back to what its instance reported awarding (or what
-/// was debited, if more). Instances cut their own in memory at their reload.
-const REVOKE_ACCOUNT: &str = "UPDATE budget_leases SET granted_micros =
-    CASE WHEN awarded_micros > debited_micros THEN awarded_micros ELSE debited_micros END
-    WHERE account = $1 AND granted_micros > awarded_micros AND granted_micros > debited_micros";
 const DELETE_BUDGET: &str = "DELETE FROM budget_accounts WHERE account = $1";
 /// Leases nobody renews go back to the account, less what was awarded.
 const EXPIRE_LEASES: &str = "UPDATE budget_leases SET granted_micros =
@@ -234,9 +228,18 @@ fn grant_size(free: i64, min_micros: i64, fraction: f64) -> i64 {
 
 impl Store {
     /// Creates or replaces an account's budget; true when it was created.
-    /// Changing it revokes the account's outstanding leases (cut back to
-    /// what was awarded), in the same transaction: grants after it follow
-    /// the new limits. The same budget again changes nothing.
+    /// The same budget again changes nothing. Grants after a change follow
+    /// the new limits.
+    ///
+    /// The lease rows are not cut back here: only the instance holding a
+    /// lease knows what it awarded up to now (the row's `awarded_micros` is
+    /// its last report, and debits lag behind the wins), so a cut to the
+    /// row's figures would drop wins in flight from what is outstanding and
+    /// a grant would hand them out again. Each instance revokes its own
+    /// lease at its reload and gives the rest back with the exact figure at
+    /// its next refill; a lease whose instance is gone expires. Until then
+    /// what the old grants hold still counts as outstanding: the new limit
+    /// is met by granting less for a moment (fail closed), never more.
     pub async fn put_budget(&self, b: &BudgetRow, now_ms: i64) -> Result<bool, LedgerError> {
         on_pool!(self, pool => {
             // A write transaction from its start (see `BeginWrite`).
@@ -264,6 +267,9 @@ impl Store {
                     None => None,
                 };
                 if old.as_ref() != Some(b) {
+                    // Bumps lock_seq: instances revoke in memory exactly when
+                    // they see the row change (see the method's docs for why
+                    // the lease rows are left to them).
                     sqlx::query(UPDATE_BUDGET)
                         .bind(&b.account)
                         .bind(b.daily_micros)
@@ -272,9 +278,6 @@ impl Store {
                         .bind(&b.currency)
                         .execute(&mut *tx)
                         .await?;
-                    // Only a change revokes: instances revoke in memory
-                    // exactly when they see the row change.
-                    sqlx::query(REVOKE_ACCOUNT).bind(&b.account).execute(&mut *tx).await?;
                 }
             }
             tx.commit().await?;
@@ -282,13 +285,13 @@ impl Store {
         })
     }
 
-    /// Removes an account's budget (its spend and leases stay on record,
-    /// the leases cut back to what was awarded); true when there was one.
+    /// Removes an account's budget (its spend and leases stay on record;
+    /// the leases are given back by their instances, as for a change, see
+    /// [`put_budget`](Self::put_budget)); true when there was one.
     pub async fn delete_budget(&self, account: &str) -> Result<bool, LedgerError> {
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let n = sqlx::query(DELETE_BUDGET).bind(account).execute(&mut *tx).await?;
-            sqlx::query(REVOKE_ACCOUNT).bind(account).execute(&mut *tx).await?;
             tx.commit().await?;
             Ok(n.rows_affected() > 0)
         })
