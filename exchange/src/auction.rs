@@ -169,6 +169,10 @@ pub enum LossReason {
     /// the win would be charged to (the bidder's or its campaign's) has no
     /// room for the bid on this exchange instance.
     BudgetExhausted,
+    /// 1 (Internal Error): the bid won, but the auction's event could not
+    /// be written to the journal (its disk full), so its debit could be
+    /// lost: the win is withdrawn and nothing is awarded.
+    Unrecorded,
 }
 
 impl LossReason {
@@ -189,6 +193,7 @@ impl LossReason {
             LossReason::CreativeAttributeExclusions => 210,
             LossReason::NotAllowedInDeal => 213,
             LossReason::BudgetExhausted => 1000,
+            LossReason::Unrecorded => 1,
         }
     }
 
@@ -221,6 +226,9 @@ impl LossReason {
             LossReason::CreativeAttributeExclusions => "creative attribute blocked (battr)",
             LossReason::NotAllowedInDeal => "advertiser domain not allowed on the deal (wadomain)",
             LossReason::BudgetExhausted => "budget exhausted",
+            LossReason::Unrecorded => {
+                "the win's event could not be written (the exchange's disk is full): not awarded"
+            }
         }
     }
 }

@@ -15,7 +15,7 @@ use rtb_proto::{
 };
 use tokio::time::Instant;
 
-use crate::auction;
+use crate::auction::{self, LossReason};
 use crate::budget::{day_of, Budgets, Clock, Leased, SystemClock};
 use crate::config::Config;
 use crate::fanout::{fan_out, Answer, Bidder, CallResult, Skip};
@@ -419,30 +419,66 @@ impl Exchange {
                 }
             },
         );
-        let input = outcome::Input {
-            request,
-            currency,
-            budget,
-            bidder_names: &names,
-            decoded: &decoded,
-            sources: &sources,
-            result: &result,
-            strip_nurl: config.fire_nurl,
-        };
+        // A macro, not a closure: built again after a withdrawal changed
+        // `result` (a closure would hold one borrow of it throughout).
+        macro_rules! input {
+            ($result:expr) => {
+                outcome::Input {
+                    request,
+                    currency,
+                    budget,
+                    bidder_names: &names,
+                    decoded: &decoded,
+                    sources: &sources,
+                    result: $result,
+                    strip_nurl: config.fire_nurl,
+                }
+            };
+        }
         // One event per auction that reached the bidders, winners or not;
         // `emit` never waits (see `events`).
         if let Some(events) = &self.events {
             let seq = self.seq.fetch_add(1, Ordering::Relaxed);
             let auction_id = format!("{}-{seq:x}", self.instance);
-            events.emit(crate::events::auction_result(
-                &input,
+            let first = crate::events::auction_result(
+                &input!(&result),
                 &leased,
                 now_ms,
                 auction_id,
                 &self.instance,
-            ));
+            );
+            if let Err(unwritten) = events.emit_recorded(first) {
+                // The journal could not take it (disk full): a win whose
+                // debit could be lost is not awarded. Withdrawn before the
+                // answer leaves: the leases get the money back, the
+                // publisher gets no bid, and the auction is recorded
+                // without winners (no money in it, so nothing to lose).
+                for (imp, win) in result.wins.iter_mut().enumerate() {
+                    let Some(w) = win.take() else { continue };
+                    if let Some(b) = budgets {
+                        let paid = leased.get(imp).copied().unwrap_or(Leased::NONE);
+                        let seat = offers[w.offer].seat;
+                        b.unreserve(
+                            seat,
+                            offer_cid(&sources, &decoded, w.offer),
+                            w.clearing.0,
+                            day,
+                            paid,
+                        );
+                    }
+                    result.reasons[w.offer] = LossReason::Unrecorded;
+                }
+                leased.iter_mut().for_each(|l| *l = Leased::NONE);
+                events.emit(crate::events::auction_result(
+                    &input!(&result),
+                    &leased,
+                    now_ms,
+                    unwritten.auction_id,
+                    &self.instance,
+                ));
+            }
         }
-        let built = outcome::build(input);
+        let built = outcome::build(input!(&result));
         for win in result.wins.iter().flatten() {
             let (d, _, _) = sources[win.offer];
             who.bidder(decoded[d].bidder).metrics().wins.inc();

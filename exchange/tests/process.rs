@@ -616,8 +616,9 @@ fn serve_under_file_limit(config: &std::path::Path, dir: &std::path::Path) -> Ch
 
 /// Checks that `url` is ready, then posts auctions with 150 KB request ids
 /// (each answered 200 or 204), `pause` apart, at most `tries`, until
-/// /readyz answers 503; returns its text (`None`: it stayed ready).
-async fn post_until_not_ready(url: &str, tries: usize, pause: Duration) -> Option<String> {
+/// /readyz answers 503; returns its text and the status of the last
+/// auction, the one that found the disk full (`None`: it stayed ready).
+async fn post_until_not_ready(url: &str, tries: usize, pause: Duration) -> Option<(String, u16)> {
     let ready = || get(format!("{url}/readyz"));
     assert_eq!(ready().await.0, 200);
     let long = "r".repeat(150_000);
@@ -626,7 +627,7 @@ async fn post_until_not_ready(url: &str, tries: usize, pause: Duration) -> Optio
         assert!(r.status == 200 || r.status == 204, "{}", r.status);
         let (status, text) = ready().await;
         if status == 503 {
-            return Some(text);
+            return Some((text, r.status.as_u16()));
         }
         tokio::time::sleep(pause).await;
     }
@@ -659,7 +660,8 @@ async fn an_unwritable_spool_with_kafka_away_awards_nothing() {
     let url = listening_urls(&mut child, "exchange").0;
     let text = post_until_not_ready(&url, 100, Duration::from_millis(50))
         .await
-        .expect("the exchange stayed ready with an unwritable spool");
+        .expect("the exchange stayed ready with an unwritable spool")
+        .0;
     assert!(text.contains("spool"), "{text}");
     let asked = a.stats().requests;
     let r = post_url(&url, &request("small", 0.5, 300)).await;
@@ -681,7 +683,8 @@ async fn an_unwritable_spool_with_kafka_away_awards_nothing() {
 /// 1 MiB, `ulimit -f`, and events of 150 KB), the exchange says so: /readyz
 /// answers 503 naming the journal, no bidder is called any more, budgeted
 /// or not (a win's debit could not be recorded for sure: the auction
-/// answers no-bid), and /metrics counts the failed writes.
+/// answers no-bid), the auction whose write failed is not awarded, and
+/// /metrics counts the failed writes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unwritable_journal_turns_the_exchange_not_ready() {
     let a = bidder("alpha", 3.0, |_| {}).await;
@@ -702,10 +705,14 @@ async fn an_unwritable_journal_turns_the_exchange_not_ready() {
     let mut child = serve_under_file_limit(&config, dir.path());
     let (url, admin) = listening_urls(&mut child, "exchange");
     budget_alpha(&admin).await;
-    let text = post_until_not_ready(&url, 40, Duration::ZERO)
+    let (text, last) = post_until_not_ready(&url, 40, Duration::ZERO)
         .await
         .expect("the exchange stayed ready with an unwritable journal");
     assert!(text.contains("journal"), "{text}");
+    // The auction whose event the journal could not take had called the
+    // bidders (alpha bid 3.00 and won); its win is withdrawn before the
+    // answer left, since its debit could be lost.
+    assert_eq!(last, 204, "the unrecorded win was not awarded");
     let asked = (a.stats().requests, b.stats().requests);
     let r = post_url(&url, &request("small", 0.5, 300)).await;
     assert_eq!(

@@ -464,6 +464,28 @@ impl Budgets {
         Some(leased)
     }
 
+    /// Gives `amount` back to the leases a [`reserve`](Self::reserve) of
+    /// the same win took it from (`leased`): the win was withdrawn before
+    /// anything was answered or recorded (its event could not be written),
+    /// so nothing will be debited for it.
+    pub fn unreserve(&self, seat: &str, cid: Option<&str>, amount: i64, day: i64, leased: Leased) {
+        let seats = self.seats.load();
+        let Some(s) = seats.get(seat) else {
+            return;
+        };
+        let [own, campaign] = s.for_bid(cid);
+        let paid = [
+            own.filter(|_| leased.seat),
+            campaign.filter(|_| leased.campaign),
+        ];
+        for a in paid.into_iter().flatten() {
+            let mut l = a.lease();
+            if l.day == Some(day) {
+                l.awarded = (l.awarded - amount).max(0);
+            }
+        }
+    }
+
     /// Makes this instance see budget changes now (the admin API calls it
     /// after a change, like the registry's reload). A budget whose limits or
     /// currency changed keeps its lease, revoked: cut back to what was

@@ -17,10 +17,16 @@
 //! cluster, only once the embedded ledger has applied its events: see
 //! [`Gate`]). An event that is lost in memory (both
 //! queues full, the spool unwritable) pins its segment instead, which then
-//! stays for the next start. On start, every segment left by an earlier run
-//! is copied into the spool (fsynced) and deleted, so its events are sent
-//! again; events Kafka already had are duplicates the ledger ignores (its
-//! (auction id, imp id) key).
+//! is kept for resending: once sealed (a pinned segment is rotated out at
+//! the next sync round) and with no event of it in flight, its path joins
+//! [`Journal::kept`], and the spool task sends its events to Kafka again,
+//! streaming, once the spool is empty, then hands it back
+//! ([`Journal::resent`]) to be deleted. On start, every segment left by an
+//! earlier run is copied into the spool (fsynced) and deleted, so its
+//! events are sent again; a segment the spool cannot take (its disk is
+//! full) is kept for resending instead, so a full disk frees itself once
+//! Kafka takes the events. Events Kafka already had are duplicates the
+//! ledger ignores (its (auction id, imp id) key).
 //!
 //! A write that fails (disk full) is cut back to the last good frame, the
 //! event goes on through memory as before, and the journal is marked
@@ -127,9 +133,10 @@ impl Ticket {
     /// The event was lost in memory: its segment is not deleted this run.
     pub fn pin(mut self) {
         if let Some(s) = self.0.take() {
-            s.pinned.store(true, Ordering::SeqCst);
+            if !s.pinned.swap(true, Ordering::SeqCst) {
+                tracing::warn!(path = %s.path.display(), "journal segment kept: it holds an event lost in memory, sent to Kafka again from the journal");
+            }
             s.release();
-            tracing::warn!(path = %s.path.display(), "journal segment kept: it holds an event lost in memory, sent again at the next start");
         }
     }
 }
@@ -162,6 +169,8 @@ pub struct Journal {
     /// Rotated-out segments not deleted yet, with the delivered count at
     /// the moment each was found done (for the [`Gate`]).
     sealed: Mutex<Vec<(Arc<Segment>, Option<u64>)>>,
+    /// Segments whose events must be sent again (see the module docs).
+    kept: Mutex<Vec<PathBuf>>,
     gate: Option<Gate>,
     broken: AtomicBool,
     /// Length of the frame whose write failed last: the probe checks for
@@ -222,9 +231,11 @@ impl Journal {
         // The journal then starts broken, so the exchange is not ready and
         // calls no bidder until a journal write succeeds.
         let mut keep = false;
+        let mut kept = Vec::new();
         for (seq, path) in segments(dir)? {
             next = seq + 1;
             if keep {
+                kept.push(path);
                 continue;
             }
             // A torn last frame (the crash came mid-write) was never
@@ -234,9 +245,10 @@ impl Journal {
                 tracing::error!(
                     path = %path.display(),
                     error = %e,
-                    "event journal: the spool cannot take an earlier run's events; its segments stay for the next start, not ready until a journal write succeeds"
+                    "event journal: the spool cannot take an earlier run's events; its segments are sent to Kafka from where they are, not ready until a journal write succeeds"
                 );
                 keep = true;
+                kept.push(path);
                 continue;
             }
             recovered += records.len();
@@ -263,6 +275,7 @@ impl Journal {
                 segment_bytes,
                 current: Mutex::new(current),
                 sealed: Mutex::new(Vec::new()),
+                kept: Mutex::new(kept),
                 gate,
                 broken: AtomicBool::new(keep),
                 failed_len: AtomicUsize::new(0),
@@ -346,7 +359,10 @@ impl Journal {
         }
         let (file, rotate, seq) = {
             let mut cur = self.current();
-            if !cur.unsynced {
+            // A segment holding an event lost in memory is rotated out at
+            // once, so it can be sent again while this process runs.
+            let pinned = cur.good_len > 0 && cur.segment.pinned.load(Ordering::SeqCst);
+            if !cur.unsynced && !pinned {
                 drop(cur);
                 self.collect();
                 return Ok(());
@@ -354,7 +370,7 @@ impl Journal {
             cur.unsynced = false;
             (
                 cur.file.try_clone()?,
-                cur.good_len >= self.segment_bytes,
+                pinned || cur.good_len >= self.segment_bytes,
                 cur.seq,
             )
         };
@@ -391,10 +407,18 @@ impl Journal {
         self.sealed.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Deletes the sealed segments that are done (and past the gate).
+    /// Deletes the sealed segments that are done (and past the gate); a
+    /// pinned one with nothing in flight is kept for resending.
     fn collect(&self) {
         let mut sealed = self.sealed_list();
         sealed.retain_mut(|(segment, delivered_at)| {
+            if segment.sealed.load(Ordering::SeqCst)
+                && segment.outstanding.load(Ordering::SeqCst) == 0
+                && segment.pinned.load(Ordering::SeqCst)
+            {
+                self.kept_list().push(segment.path.clone());
+                return false;
+            }
             if !segment.done() {
                 return true;
             }
@@ -407,6 +431,27 @@ impl Journal {
             segment.remove();
             false
         });
+    }
+
+    fn kept_list(&self) -> MutexGuard<'_, Vec<PathBuf>> {
+        self.kept.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The segments whose events are to be sent again, oldest first.
+    pub fn kept(&self) -> Vec<PathBuf> {
+        let mut kept = self.kept_list().clone();
+        kept.sort();
+        kept
+    }
+
+    /// Every event of the kept segment `path` reached Kafka (or the
+    /// dead-letter file): it is deleted like a done segment, at the next
+    /// sync round (past the gate, if any).
+    pub fn resent(&self, path: &Path) {
+        self.kept_list().retain(|p| p != path);
+        let segment = Segment::new(path.to_owned());
+        segment.sealed.store(true, Ordering::SeqCst);
+        self.sealed_list().push((segment, None));
     }
 
     /// On a graceful stop, once every event is delivered or spooled: syncs,
@@ -424,7 +469,7 @@ impl Journal {
         // One pass records the gate's delivered count and compares it (the
         // caller let the ledger catch up before).
         self.collect();
-        let kept = self.sealed_list().len();
+        let kept = self.sealed_list().len() + self.kept_list().len();
         if kept > 0 {
             tracing::warn!(segments = kept, dir = %self.dir.display(), "event journal: segments kept; their events are sent again at the next start");
         }
@@ -491,6 +536,57 @@ mod tests {
         j.write(&rec(99)).pin();
         j.close();
         assert_eq!(segments(&jdir).unwrap().len(), 1, "pinned: kept");
+    }
+
+    /// An event lost in memory pins its segment: the next sync round
+    /// rotates it out, and once nothing of it is in flight it is kept for
+    /// resending (not deleted); handed back as resent, it goes.
+    #[test]
+    fn a_pinned_segment_is_kept_for_resending_and_goes_once_resent() {
+        let dir = tempfile::tempdir().unwrap();
+        let jdir = dir.path().join("journal");
+        let mut spool = Spool::open(&dir.path().join("s.spool")).unwrap();
+        let (j, _) = Journal::open(&jdir, 1 << 20, None, &mut spool).unwrap();
+        let in_flight = j.write(&rec(1));
+        j.write(&rec(2)).pin();
+        j.sync().unwrap();
+        assert_eq!(segments(&jdir).unwrap().len(), 2, "rotated out at once");
+        assert!(j.kept().is_empty(), "an event of it is still in flight");
+        drop(in_flight);
+        j.sync().unwrap();
+        let kept = j.kept();
+        assert_eq!(kept.len(), 1);
+        let (records, _) = read_frames(&kept[0]).unwrap();
+        assert_eq!(records, vec![rec(1), rec(2)]);
+        j.resent(&kept[0]);
+        assert!(j.kept().is_empty());
+        j.sync().unwrap();
+        assert_eq!(segments(&jdir).unwrap().len(), 1, "resent: gone");
+        assert!(!kept[0].exists());
+    }
+
+    /// A spool that cannot take an earlier run's segments (its disk full:
+    /// here /dev/full) does not fail the start: they are kept for resending
+    /// from where they are, and the journal starts not writable.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn segments_the_spool_cannot_take_are_kept_for_resending() {
+        let dir = tempfile::tempdir().unwrap();
+        let jdir = dir.path().join("journal");
+        let mut spool = Spool::open(&dir.path().join("s.spool")).unwrap();
+        let (j, _) = Journal::open(&jdir, 1 << 20, None, &mut spool).unwrap();
+        std::mem::forget(j.write(&rec(1)));
+        drop(j);
+        let mut full = Spool::open(Path::new("/dev/full")).unwrap();
+        let (j, n) = Journal::open(&jdir, 1 << 20, None, &mut full).unwrap();
+        assert_eq!(n, 0);
+        assert!(!j.writable(), "not ready until a journal write succeeds");
+        let kept = j.kept();
+        assert_eq!(kept.len(), 1, "{kept:?}");
+        assert_eq!(read_frames(&kept[0]).unwrap().0, vec![rec(1)]);
+        // The disk has room (it is not the full one): the probe clears it.
+        j.sync().unwrap();
+        assert!(j.writable());
     }
 
     #[test]

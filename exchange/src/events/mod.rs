@@ -181,6 +181,27 @@ impl EventSink {
     /// it to the spool instead. Never awaits; the journal write is the one
     /// system call, and it happens before the publisher's answer leaves.
     pub fn emit(&self, event: AuctionResult) {
+        let (record, ticket) = self.journaled(&event);
+        self.send(record, ticket);
+    }
+
+    /// Like [`emit`](Self::emit), for an event whose debits must not be
+    /// lost: when it has winners, the journal is on and its write fails
+    /// (disk full), the event is not sent and comes back, so the caller can
+    /// withdraw the wins (and emit the auction without them) before the
+    /// publisher's answer leaves.
+    pub fn emit_recorded(&self, event: AuctionResult) -> Result<(), Box<AuctionResult>> {
+        let (record, ticket) = self.journaled(&event);
+        let money = event.imps.iter().any(|i| i.winner.is_some());
+        if money && self.journal.is_some() && !ticket.is_held() {
+            return Err(Box::new(event));
+        }
+        self.send(record, ticket);
+        Ok(())
+    }
+
+    /// Encodes `event` and writes it to the journal, if there is one.
+    fn journaled(&self, event: &AuctionResult) -> (spool::Record, Ticket) {
         let record = spool::Record {
             key: event.key().to_owned(),
             value: event.to_json(),
@@ -197,6 +218,12 @@ impl EventSink {
             }
             None => Ticket::none(),
         };
+        (record, ticket)
+    }
+
+    /// Hands a journaled event to the producer (or the spool, when its
+    /// queue is full); never waits.
+    fn send(&self, record: spool::Record, ticket: Ticket) {
         let item = Journaled { record, ticket };
         let item = match self.queue_tx.try_send(item) {
             Ok(()) => return,

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::journal::{self, Journal, Ticket};
-use super::spool::{Record, Spool};
+use super::spool::{FrameReader, Record, Spool};
 use super::{EventCounters, EventSink, EventsError, KafkaConfig};
 
 /// Events taken from the queue at once: one batch of deliveries to await.
@@ -271,6 +271,7 @@ pub(super) fn start(
         counters: counters.clone(),
         interval: Duration::from_millis(cfg.replay_interval_ms),
         stop: spool_stop_rx,
+        journal: journal.clone(),
     }));
     let (journal_stop, journal_stop_rx) = watch::channel(false);
     let journal_task = journal.clone().map(|j| {
@@ -446,6 +447,8 @@ struct SpoolTask {
     counters: Arc<EventCounters>,
     interval: Duration,
     stop: watch::Receiver<bool>,
+    /// Its kept segments are sent again once the spool is empty.
+    journal: Option<Arc<Journal>>,
 }
 
 /// Appends what it is handed (one fsync per batch) and replays the spool
@@ -463,7 +466,7 @@ async fn spool_loop(mut t: SpoolTask) {
                 append(&mut t, &mut items).await;
                 false
             }
-            _ = tick.tick(), if t.pending() > 0 => {
+            _ = tick.tick(), if t.pending() > 0 || t.has_kept() => {
                 replay(&mut t).await;
                 false
             }
@@ -519,7 +522,7 @@ async fn append(t: &mut SpoolTask, items: &mut Vec<SpoolItem>) {
             if !t.counters.spool_broken.swap(true, Ordering::Relaxed) {
                 tracing::error!(path = %t.path.display(), error = %e, "spool unwritable: not ready, no bidder called until events can be kept again");
             }
-            tracing::error!(path = %t.path.display(), error = %e, lost = n, "cannot write the spool; the events stay in the journal for the next start");
+            tracing::error!(path = %t.path.display(), error = %e, lost = n, "cannot write the spool; the events stay in the journal and are sent from there");
             tickets.into_iter().for_each(Ticket::pin);
         }
     }
@@ -602,6 +605,108 @@ async fn replay(t: &mut SpoolTask) {
     t.counters
         .spool_pending
         .store(t.pending(), Ordering::Relaxed);
+    // In order: the journal's kept events come after the spool's.
+    if t.pending() == 0 {
+        resend_kept(t).await;
+    }
+}
+
+/// Sends the events of the journal's kept segments (an earlier run's that
+/// the spool could not take, or this run's holding events lost in memory)
+/// straight from the segment files, oldest first, one chunk in memory at a
+/// time; a segment whose every event reached Kafka (or the dead-letter
+/// file) is handed back to the journal to be deleted. A segment Kafka does
+/// not take whole is sent again from its start next round: the ledger
+/// ignores the duplicates.
+async fn resend_kept(t: &mut SpoolTask) {
+    let Some(journal) = t.journal.clone() else {
+        return;
+    };
+    for path in journal.kept() {
+        let mut resent = 0;
+        let p = path.clone();
+        let opened = tokio::task::spawn_blocking(move || {
+            std::fs::File::open(&p).map(|f| FrameReader::new(std::io::BufReader::new(f)))
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r);
+        let mut reader = match opened {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                journal.resent(&path);
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "cannot read a kept journal segment; trying again next round");
+                return;
+            }
+        };
+        loop {
+            let chunk = tokio::task::spawn_blocking(move || {
+                let mut records = Vec::new();
+                let mut result = Ok(());
+                while records.len() < REPLAY_CHUNK {
+                    match reader.next_record() {
+                        Ok(Some(r)) => records.push(r),
+                        Ok(None) => break,
+                        Err(e) => {
+                            result = Err(e);
+                            break;
+                        }
+                    }
+                }
+                (reader, records, result)
+            })
+            .await;
+            let (back, records, result) = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "kept journal segment: read task failed");
+                    return;
+                }
+            };
+            reader = back;
+            if let Err(e) = result {
+                tracing::error!(path = %path.display(), error = %e, "cannot read a kept journal segment; trying again next round");
+                return;
+            }
+            if records.is_empty() {
+                EventCounters::add(&t.counters.replayed, resent);
+                tracing::info!(path = %path.display(), events = resent, "kept journal segment sent again");
+                journal.resent(&path);
+                break;
+            }
+            let Sent {
+                delivered,
+                failed,
+                dead,
+                error,
+                fenced,
+            } = send_all(
+                &t.producer.get(),
+                &t.topic,
+                t.max_bytes,
+                records.into_iter().map(Journaled::spooled).collect(),
+            )
+            .await;
+            resent += delivered;
+            if !dead.is_empty() {
+                dead_letter(t, dead).await;
+            }
+            if !failed.is_empty() {
+                tracing::warn!(
+                    path = %path.display(),
+                    failed = failed.len(),
+                    error = error.as_deref().unwrap_or(""),
+                    "kept journal segment: kafka did not take events; sent again from its start next round"
+                );
+                t.producer.renew_if_fatal(fenced);
+                EventCounters::add(&t.counters.replayed, resent);
+                return;
+            }
+        }
+    }
 }
 
 /// Appends `records` to the dead-letter file (opened on first use, its path
@@ -652,6 +757,10 @@ async fn dead_letter(t: &mut SpoolTask, items: Vec<Journaled>) {
 impl SpoolTask {
     fn pending(&self) -> usize {
         self.spool.as_ref().map_or(0, Spool::pending)
+    }
+
+    fn has_kept(&self) -> bool {
+        self.journal.as_ref().is_some_and(|j| !j.kept().is_empty())
     }
 }
 
