@@ -1094,7 +1094,7 @@ async def main():
         if "kafka-freeze" in ONLY:
             rows.append(KafkaStop("freeze", "kafka-freeze"))
     elif SHORT:
-        rows = [r for r in rows if r.key in ("healthy", "kafka-stop", "pg-stall", "ledger-kill", "exchange-kill", "budget-crud")]
+        rows = [r for r in rows if r.key in ("healthy", "kafka-stop", "pg-stall", "ledger-kill", "exchange-kill", "spool-full", "budget-crud")]
     rig = Rig()
     psql("CREATE DATABASE %s" % DB)
     with open(os.path.join(OUT, "database"), "w") as f:
