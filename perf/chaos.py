@@ -79,6 +79,10 @@ def choose_storage():
     STORAGE = TANSU_STORAGE or "memory://tansu/"
     PERSISTENT = not STORAGE.startswith("memory:")
     KAFKA_STOP = os.environ.get("CHAOS_KAFKA_STOP", "") or ("restart" if PERSISTENT else "cut")
+# ledger.assignment of the rig's ledger: "all" (every partition, no consumer
+# group) by default, because tansu's group coordinator stops handing out
+# partitions after a freeze (see perf/RESULTS.md); "group" to measure that.
+LEDGER_ASSIGNMENT = os.environ.get("CHAOS_LEDGER_ASSIGNMENT", "all")
 DEADLINE_SLACK_PP = env_float("CHAOS_DEADLINE_SLACK", 1.0)
 ONLY = [f for f in os.environ.get("CHAOS_FAULTS", "").split(",") if f]
 TOKEN = "chaos-admin-token"
@@ -488,7 +492,7 @@ class Rig:
         )
 
     def ledger_section(self):
-        return "[ledger]\nembedded = false\ndatabase_url = \"%s\"\ngroup_id = \"chaos-ledger\"\nbatch_max = 500\nbatch_ms = 100\n" % DB_URL
+        return "[ledger]\nembedded = false\ndatabase_url = \"%s\"\ngroup_id = \"chaos-ledger\"\nassignment = \"%s\"\nbatch_max = 500\nbatch_ms = 100\n" % (DB_URL, LEDGER_ASSIGNMENT)
 
     def start_bidders(self):
         for seat, price in (("alpha", "0.5"), ("beta", "1.0")):

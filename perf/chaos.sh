@@ -48,7 +48,10 @@
 # every connection and refuses new ones for the outage, since restarting
 # memory storage loses the log; restart, the default with a persistent
 # TANSU_STORAGE: SIGTERM and a new tansu; freeze: SIGSTOP/SIGCONT; the full
-# run adds a kafka-freeze row last), CHAOS_KEEP_DB=1 (keep the scratch database), PG_HOST (127.0.0.1).
+# run adds a kafka-freeze row last), CHAOS_LEDGER_ASSIGNMENT (the ledger's
+# ledger.assignment: all, the default, or group; tansu's group coordinator
+# stops assigning after a freeze), CHAOS_KEEP_DB=1 (keep the scratch
+# database), PG_HOST (127.0.0.1).
 #
 # Needs: python3 >= 3.11, psql and pg_isready, pg_ctlcluster (Debian
 # postgresql-common) with root to stop/start the local cluster, root to mount

@@ -476,3 +476,61 @@ async fn the_log_epoch_is_the_brokers_cluster_id() {
     drop(again);
     h.cleanup().await;
 }
+
+/// A group coordinator that stops handing out partitions (tansu's did, after
+/// the broker was frozen past the session timeout) stalls a ledger in group
+/// mode: no debit at all. With `ledger.assignment = "all"` the ledger assigns
+/// itself every partition, joins no group and applies every debit all the
+/// same; restarted, it goes on from its stored offsets (nothing re-read).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ledger_that_assigns_itself_every_partition_needs_no_group_coordinator() {
+    use rdkafka::types::RDKafkaApiKey;
+    use rtb_exchange::events::config::Assignment;
+    let mut h = Harness::start(Backend::Sqlite).await.unwrap();
+    for api in [RDKafkaApiKey::FindCoordinator, RDKafkaApiKey::JoinGroup] {
+        h.kafka_cluster.refuse_requests(api, 1_000_000).unwrap();
+    }
+    const N: u32 = 300;
+    let events = EventSystem::start(&h.kafka, &h.ledger).await.unwrap();
+    let sink = events.sink();
+    for n in 0..N {
+        sink.emit(event(n));
+    }
+    let store = h.store().await;
+    let grouped = start_ledger(&h).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        store.debit_totals().await.unwrap(),
+        (0, 0),
+        "a group member got partitions although the coordinator refuses"
+    );
+    grouped.stop().await;
+
+    h.ledger.assignment = Assignment::All;
+    let all = start_ledger(&h).await;
+    let expected = clearing_sum(0..N);
+    assert_eq!(
+        wait_for_debits(&store, N.into(), 60).await,
+        (N.into(), expected)
+    );
+    all.stop().await;
+    for n in N..2 * N {
+        sink.emit(event(n));
+    }
+    let again = start_ledger(&h).await;
+    let expected = clearing_sum(0..2 * N);
+    assert_eq!(
+        wait_for_debits(&store, (2 * N).into(), 60).await,
+        ((2 * N).into(), expected)
+    );
+    assert_eq!(
+        get(&again.stats.skipped),
+        0,
+        "a restart re-read what it had applied"
+    );
+    assert_eq!(get(&again.stats.duplicates), 0);
+    again.stop().await;
+    events.shutdown().await;
+    store.close().await;
+    h.cleanup().await;
+}

@@ -101,6 +101,22 @@ impl Default for KafkaConfig {
     }
 }
 
+/// `ledger.assignment`: how a ledger gets the topic's partitions.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Assignment {
+    /// A member of the consumer group `ledger.group_id`: the group's
+    /// coordinator shares the partitions among the ledgers running, and
+    /// moves them when one goes away.
+    Group,
+    /// Every partition of the topic, assigned by the ledger itself (no
+    /// group membership, no coordinator). For one ledger, or for brokers
+    /// whose group coordinator cannot be relied on. Two ledgers in this
+    /// mode both read everything; that is safe (offsets and debits are
+    /// applied in one transaction, debits keyed), only redundant work.
+    All,
+}
+
 /// `[ledger]`: the consumer that turns auction results into debits.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -114,6 +130,11 @@ pub struct LedgerConfig {
     pub sqlite_path: PathBuf,
     /// Kafka consumer group of the ledgers.
     pub group_id: String,
+    /// How the ledger gets its partitions: `"group"` (the consumer group
+    /// shares them among the ledgers running) or `"all"` (this ledger
+    /// assigns itself every partition of the topic and never joins a group,
+    /// so a group coordinator that stops assigning cannot stall it).
+    pub assignment: Assignment,
     /// Most messages applied in one database transaction.
     pub batch_max: usize,
     /// Longest a batch waits to fill before it is applied.
@@ -131,6 +152,7 @@ impl Default for LedgerConfig {
             database_url: None,
             sqlite_path: PathBuf::from("data/ledger.sqlite"),
             group_id: "ledger".into(),
+            assignment: Assignment::Group,
             batch_max: 500,
             batch_ms: 100,
             metrics_addr: DEFAULT_METRICS_ADDR.into(),

@@ -13,6 +13,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use rdkafka::mocking::MockCluster;
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 use super::EventsError;
 
@@ -22,6 +23,7 @@ const BROKERS: i32 = 1;
 enum Command {
     BrokerDown(i32, mpsc::Sender<Result<(), String>>),
     BrokerUp(i32, mpsc::Sender<Result<(), String>>),
+    Refuse(RDKafkaApiKey, usize, mpsc::Sender<Result<(), String>>),
 }
 
 /// A running mock cluster with its topics created.
@@ -67,6 +69,14 @@ impl EmbeddedKafka {
                     let (result, reply) = match cmd {
                         Command::BrokerDown(id, reply) => (cluster.broker_down(id), reply),
                         Command::BrokerUp(id, reply) => (cluster.broker_up(id), reply),
+                        Command::Refuse(api, count, reply) => {
+                            let errors = vec![
+                                RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE;
+                                count
+                            ];
+                            cluster.request_errors(api, &errors);
+                            (Ok(()), reply)
+                        }
                     };
                     let _ = reply.send(result.map_err(|e| e.to_string()));
                 }
@@ -110,6 +120,13 @@ impl EmbeddedKafka {
     /// Brings a broker back.
     pub fn set_broker_up(&self, id: i32) -> Result<(), EventsError> {
         self.command(|reply| Command::BrokerUp(id, reply))
+    }
+
+    /// Answers the next `count` requests of kind `api` with "coordinator not
+    /// available" (a fault, for tests: `FindCoordinator` and `JoinGroup`
+    /// make a consumer group that never gets its partitions).
+    pub fn refuse_requests(&self, api: RDKafkaApiKey, count: usize) -> Result<(), EventsError> {
+        self.command(|reply| Command::Refuse(api, count, reply))
     }
 
     fn command(

@@ -38,12 +38,18 @@ use rtb_proto::events::AuctionResult;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::events::config::Assignment;
 use crate::events::{KafkaConfig, LedgerConfig};
 use consumer::LedgerContext;
 pub use store::{Applied, Debit, Entry, Store, MAX_DEBIT_MICROS};
 
 /// Header of a dead letter that says why the ledger refused it.
 pub const DLQ_ERROR_HEADER: &str = "x-ledger-error";
+/// How often a ledger with `ledger.assignment = "all"` asks the brokers for
+/// the topic's partitions: a partition added to the topic is read within
+/// this time (partitions are added rarely, by an operator); the first ask is
+/// at start.
+const PARTITION_CHECK: Duration = Duration::from_secs(10);
 /// How long to wait before retrying a batch the database or the DLQ refused.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
 
@@ -126,7 +132,9 @@ pub struct LedgerStats {
 
 /// A connected ledger, ready to [`run`](Ledger::run).
 pub struct Ledger {
-    consumer: StreamConsumer<LedgerContext>,
+    consumer: Arc<StreamConsumer<LedgerContext>>,
+    /// `ledger.assignment`: `All` assigns the partitions in [`Ledger::run`].
+    assignment: Assignment,
     dlq: FutureProducer,
     store: Store,
     topic: String,
@@ -189,10 +197,11 @@ impl Ledger {
     ) -> Result<Ledger, LedgerError> {
         let store = Store::open(cfg).await?;
         let offsets = Arc::new(Mutex::new(store.offsets_at(&kafka.topic, epoch).await?));
-        let consumer = consumer::subscribe(bootstrap, kafka, cfg, offsets.clone())?;
+        let consumer = Arc::new(consumer::connect(bootstrap, kafka, cfg, offsets.clone())?);
         let dlq = crate::events::kafka_producer(bootstrap, kafka)?;
         Ok(Ledger {
             consumer,
+            assignment: cfg.assignment,
             dlq,
             store,
             topic: kafka.topic.clone(),
@@ -226,10 +235,19 @@ impl Ledger {
     /// the open transaction rolls back and the batch is consumed again.
     pub async fn run(self, mut stop: watch::Receiver<bool>) -> Result<(), LedgerError> {
         let mut gaps = Gaps::default();
+        let manual = self.assignment == Assignment::All;
+        // `all` mode: partitions are assigned at once, then looked for again
+        // on this schedule (partitions added to the topic).
+        let mut check = tokio::time::interval(PARTITION_CHECK);
+        let mut assigned = std::collections::BTreeSet::new();
         loop {
             let first = tokio::select! {
                 biased;
                 _ = stop.changed() => break,
+                _ = check.tick(), if manual => {
+                    consumer::assign_new(&self.consumer, &self.topic, &self.offsets, &mut assigned).await;
+                    continue;
+                }
                 m = self.consumer.recv() => m,
             };
             let mut batch = Vec::with_capacity(self.batch_max);
