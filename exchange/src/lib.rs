@@ -7,8 +7,14 @@
 //! instance choice, deadline), [`auction`] and [`macros`] (pure logic),
 //! [`outcome`] (the publisher's response), [`notify`] (win notices), [`metrics`] (Prometheus and HDR latency),
 //! [`registry`] (bidders changed at run time, persisted), [`admin`] (its HTTP API),
-//! [`events`] (auction results to Kafka, with a spool), [`ledger`] (debits, exactly once)
-//! and [`budget`] (leases that keep wins within budget).
+//! [`events`] (auction results to Kafka, with a spool), [`budget`] (leases
+//! that keep wins within budget) and [`ledger_cli`] (`exchange ledger`).
+//!
+//! The database is out of this crate's reach: the ledger (debits, exactly
+//! once), the budget and lease store and the registry's table live in
+//! `rtb-ledger`, and this crate does not depend on sqlx. The hot path reads
+//! budgets from memory ([`budget::Budgets`]); only background tasks call the
+//! lease store.
 //! See ARCHITECTURE.md for the request path and the invariants.
 
 pub mod admin;
@@ -18,7 +24,7 @@ pub mod config;
 pub mod events;
 pub mod fanout;
 pub mod guard;
-pub mod ledger;
+pub mod ledger_cli;
 pub mod macros;
 pub mod metrics;
 pub mod notify;

@@ -72,7 +72,7 @@ fn main() -> ExitCode {
         Command::Ledger {
             config,
             metrics_addr,
-        } => rtb_exchange::ledger::cli::main(&config, metrics_addr),
+        } => rtb_exchange::ledger_cli::main(&config, metrics_addr),
         Command::Serve {
             config,
             listen,

@@ -17,8 +17,8 @@ use common::*;
 use ledger_common::{Backend, Harness};
 use rtb_exchange::budget::{BudgetRow, Clock, LeaseRequest, ManualClock, SystemClock};
 use rtb_exchange::config::{BidderEntry, Config, Protocol};
-use rtb_exchange::ledger::{Ledger, Store};
 use rtb_exchange::server::{self, RunningExchange};
+use rtb_ledger::{Ledger, Store};
 use rtb_proto::Micros;
 use serde_json::{json, Value};
 use tokio::sync::watch;
@@ -403,7 +403,7 @@ async fn three_exchanges_share_a_small_budget_postgres() {
     let s = store
         .budget_status(
             "alpha",
-            &rtb_exchange::ledger::store::utc_day(rtb_exchange::events::now_ms()),
+            &rtb_ledger::store::utc_day(rtb_exchange::events::now_ms()),
         )
         .await
         .unwrap()
@@ -549,7 +549,7 @@ async fn a_new_budget_binds_every_replica_from_the_answer_on() {
         ledger_common::wait_for_debits(&store, wins, 30).await,
         (wins, charged)
     );
-    let day = rtb_exchange::ledger::store::utc_day(rtb_exchange::events::now_ms());
+    let day = rtb_ledger::store::utc_day(rtb_exchange::events::now_ms());
     let s = store.budget_status("alpha", &day).await.unwrap().unwrap();
     assert!(s.spent_today_micros <= 5_000_000, "{s:?}");
     let _ = stop_ledger.send(true);

@@ -7,7 +7,7 @@ mod ledger_common;
 
 use common::counter;
 use rtb_exchange::events::LedgerConfig;
-use rtb_exchange::ledger::Store;
+use rtb_ledger::Store;
 use rtb_proto::Micros;
 
 /// Two bidders and an exchange with embedded Kafka and ledger (SQLite in `dir`).

@@ -16,13 +16,13 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rtb_exchange::events::spool::{Record, Spool};
 use rtb_exchange::events::{EventCounters, EventSystem};
-use rtb_exchange::ledger::{Ledger, LedgerStats, Store, DLQ_ERROR_HEADER};
+use rtb_ledger::{Ledger, LedgerStats, Store, DLQ_ERROR_HEADER};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 struct Running {
     stop: watch::Sender<bool>,
-    task: JoinHandle<Result<(), rtb_exchange::ledger::LedgerError>>,
+    task: JoinHandle<Result<(), rtb_ledger::LedgerError>>,
     stats: Arc<LedgerStats>,
 }
 
@@ -296,7 +296,7 @@ async fn poison_amounts(backend: Backend) {
     };
     let store = h.store().await;
     let ts = event(0).ts_ms;
-    let day = rtb_exchange::ledger::store::utc_day(ts);
+    let day = rtb_ledger::store::utc_day(ts);
     let seed = "INSERT INTO account_spend (account, day, spent_micros) VALUES ('full', $1, $2)";
     match &store {
         Store::Postgres(p) => sqlx::query(seed)

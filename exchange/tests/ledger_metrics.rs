@@ -49,9 +49,7 @@ async fn metrics_follow_the_ledger_and_pass_promtool() {
     let cfg = Config::load(&path).unwrap();
     // A total budget on bidder alpha: its remaining gauge follows the debits
     // of alpha's campaigns.
-    let store = rtb_exchange::ledger::Store::open(&cfg.ledger)
-        .await
-        .unwrap();
+    let store = rtb_ledger::Store::open(&cfg.ledger).await.unwrap();
     let budget = rtb_exchange::budget::BudgetRow {
         account: "alpha".into(),
         bidder: "alpha".into(),

@@ -60,9 +60,7 @@ async fn hostile_cids_do_not_reach_ledger_labels() {
     let path = ledger_config(dir.path(), cluster.bootstrap(), "");
     let ledger = LedgerProcess::start(&path, dir.path().join("ledger.log"));
     let cfg = Config::load(&path).unwrap();
-    let store = rtb_exchange::ledger::Store::open(&cfg.ledger)
-        .await
-        .unwrap();
+    let store = rtb_ledger::Store::open(&cfg.ledger).await.unwrap();
     // One budgeted campaign; the other campaigns have none.
     let budget = rtb_exchange::budget::BudgetRow {
         account: "alpha/c1".into(),

@@ -8,8 +8,8 @@ use std::time::Duration;
 use rtb_exchange::budget::Leased;
 use rtb_exchange::budget::{day_of, BudgetConfig, BudgetRow, Budgets, Clock, ManualClock, Refusal};
 use rtb_exchange::events::LedgerConfig;
-use rtb_exchange::ledger::store::utc_day;
-use rtb_exchange::ledger::{Debit, Entry, Store};
+use rtb_ledger::store::utc_day;
+use rtb_ledger::{Debit, Entry, Store};
 use tokio::sync::watch;
 
 /// 2026-11-23 12:00 UTC.

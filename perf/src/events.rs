@@ -26,7 +26,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rtb_exchange::events::{now_ms, EventCounters, EventSystem, KafkaConfig, LedgerConfig};
-use rtb_exchange::ledger::{Ledger, LedgerStats};
+use rtb_ledger::{Ledger, LedgerStats};
 use rtb_proto::events::{
     account_key, AuctionResult, ImpResult, Winner, AUCTION_RESULT_SCHEMA_VERSION,
 };
@@ -186,7 +186,7 @@ async fn emit(events: &EventSystem, run: &str, n: u64, rate: f64) {
 
 struct RunningLedger {
     stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<Result<(), rtb_exchange::ledger::LedgerError>>,
+    task: tokio::task::JoinHandle<Result<(), rtb_ledger::LedgerError>>,
     stats: std::sync::Arc<LedgerStats>,
 }
 

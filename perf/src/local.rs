@@ -194,7 +194,7 @@ pub fn run_local(opts: &Options) -> anyhow::Result<Outcome> {
 
 /// Debits and their sum in the embedded ledger's database.
 async fn ledger_totals(cfg: &rtb_exchange::events::LedgerConfig) -> Option<(i64, i64)> {
-    let store = rtb_exchange::ledger::Store::open(cfg).await.ok()?;
+    let store = rtb_ledger::Store::open(cfg).await.ok()?;
     let totals = store.debit_totals().await.ok();
     store.close().await;
     totals

@@ -422,7 +422,7 @@ pub fn compare(a: &Report, b: &Report) -> String {
 /// `<scenario>-<UTC yyyymmdd-hhmmss>` for a Unix time.
 pub fn run_dir_name(scenario: &str, unix_s: u64) -> String {
     let secs = unix_s % 86_400;
-    let (y, m, d) = rtb_exchange::ledger::store::civil_from_days((unix_s / 86_400) as i64);
+    let (y, m, d) = rtb_ledger::store::civil_from_days((unix_s / 86_400) as i64);
     let safe: String = scenario
         .chars()
         .map(|c| {

@@ -27,7 +27,7 @@ use super::api::ApiError;
 use super::handlers::{bad, fail, json, parse, Failure};
 use super::AdminState;
 use crate::budget::{day_of, BudgetRow, BudgetStatus, Budgets};
-use crate::ledger::store::utc_day;
+use rtb_ledger::store::utc_day;
 
 /// A budget (`PUT .../budget`): absent or `null` means no limit of that kind.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -136,7 +136,7 @@ fn budgets(s: &AdminState) -> Result<&Arc<Budgets>, Failure> {
     })
 }
 
-fn db_error(e: crate::ledger::LedgerError) -> Failure {
+fn db_error(e: rtb_ledger::LedgerError) -> Failure {
     tracing::error!(error = %e, "admin API: budget database error");
     fail(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
 }

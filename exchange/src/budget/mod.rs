@@ -1,8 +1,9 @@
 //! Budgets on the hot path: leases held in memory, refilled in the background.
 //!
 //! An exchange instance awards a win only within budget it holds as a lease
-//! ([`store`] grants leases with an atomic conditional update in the
-//! ledger's database). The auction asks [`Budgets`] three questions, all
+//! ([`rtb_ledger::leases`], the lease interface, grants leases with an
+//! atomic conditional update in the ledger's database; this crate cannot
+//! reach the database any other way). The auction asks [`Budgets`] three questions, all
 //! answered from memory under a per-account mutex held for a few
 //! instructions, never waiting on the database:
 //!
@@ -33,7 +34,6 @@
 //! lease: it is cut back to what was awarded.
 
 pub mod clock;
-pub mod store;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -46,19 +46,14 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use store::{BudgetRow, BudgetStatus, Granted, LeaseRequest, DEFAULT_BUDGET_CURRENCY};
+pub use rtb_ledger::leases::{
+    BudgetRow, BudgetStatus, Granted, LeaseRequest, DEFAULT_BUDGET_CURRENCY,
+};
 
 use crate::config::ConfigError;
-use crate::ledger::{store::utc_day, LedgerError, Store};
+pub use rtb_ledger::store::{day_of, DAY_MS};
+use rtb_ledger::{store::utc_day, LedgerError, Store};
 pub use rtb_proto::events::Leased;
-
-/// Milliseconds in a day: budgets roll over at UTC midnight.
-pub const DAY_MS: i64 = 86_400_000;
-
-/// The day number (days since 1970-01-01, UTC) of a timestamp.
-pub fn day_of(ms: i64) -> i64 {
-    ms.div_euclid(DAY_MS)
-}
 
 /// `[budget]`: how leases are sized and refreshed.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -373,11 +368,10 @@ impl Budgets {
         // campaign ids: bounded like every bidder-derived label, the rest
         // summed in `other`.
         let accounts = self.accounts();
-        let available = crate::ledger::metrics::fold(
-            accounts.iter().map(|a| (a.key(), a.lease().available(day))),
-        );
+        let available =
+            rtb_ledger::metrics::fold(accounts.iter().map(|a| (a.key(), a.lease().available(day))));
         for (account, available) in &available {
-            let key = crate::ledger::metrics::escape_label(account);
+            let key = rtb_ledger::metrics::escape_label(account);
             let _ = writeln!(
                 out,
                 "rtb_budget_lease_available_micros{{account=\"{key}\"}} {available}"

@@ -39,29 +39,7 @@ pub const ENV_LEDGER_DATABASE_URL: &str = "LEDGER_DATABASE_URL";
 /// SQLite file used when the admin API is on and no database is configured.
 pub const DEFAULT_SQLITE_PATH: &str = "exchange.db";
 
-/// A configuration error; the text names the key (or the file) at fault.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The TOML did not parse or did not match the schema (unknown key, wrong type).
-    #[error("config: {0}")]
-    Parse(String),
-    /// A key has a value that is not allowed.
-    #[error("config: {key}: {message}")]
-    Invalid {
-        /// Dotted path of the key, e.g. `bidders[1].endpoints[0]`.
-        key: String,
-        /// What is wrong with it.
-        message: String,
-    },
-}
+pub use rtb_ledger::config::ConfigError;
 
 fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
@@ -105,9 +83,9 @@ pub struct Config {
     /// Registry polling and endpoint allow-list.
     pub registry: RegistryConfig,
     /// Auction-result events: Kafka, the spool (see `events`).
-    pub kafka: crate::events::KafkaConfig,
+    pub kafka: rtb_ledger::config::KafkaConfig,
     /// The ledger consuming those events (see `ledger`).
-    pub ledger: crate::events::LedgerConfig,
+    pub ledger: rtb_ledger::config::LedgerConfig,
     /// Budget leases (see `budget`).
     pub budget: crate::budget::BudgetConfig,
 }
@@ -499,7 +477,7 @@ impl Config {
         if matches!(&self.admin_token, Some(t) if t.is_empty()) {
             return Err(invalid("admin_token", "must not be empty"));
         }
-        crate::events::config::validate(&self.kafka, &self.ledger)?;
+        rtb_ledger::config::validate(&self.kafka, &self.ledger)?;
         self.budget.validate()?;
         let mut names = HashSet::new();
         for (i, b) in self.bidders.iter().enumerate() {
@@ -661,5 +639,71 @@ protocol = "h2c"
         assert_eq!(Config::default().registry_database(), None);
         let pg = Config::from_toml_str("database_url = \"postgres://u@h/db\"\n").unwrap();
         assert_eq!(pg.registry_database().as_deref(), Some("postgres://u@h/db"));
+    }
+}
+
+#[cfg(test)]
+mod kafka_ledger_tests {
+    //! The `[kafka]` and `[ledger]` sections (their types live in
+    //! `rtb_ledger::config`), read through the whole file.
+    use crate::config::Config;
+
+    #[test]
+    fn defaults_are_embedded() {
+        let c = Config::from_toml_str("").unwrap();
+        assert!(c.kafka.brokers.is_none());
+        assert!(c.ledger.runs_embedded(&c.kafka));
+        assert_eq!(
+            c.ledger.metrics_addr,
+            rtb_ledger::config::DEFAULT_METRICS_ADDR
+        );
+        let c = Config::from_toml_str("[kafka]\nbrokers = \"k:9092\"\n").unwrap();
+        assert!(!c.ledger.runs_embedded(&c.kafka));
+        let c = Config::from_toml_str("[kafka]\nbrokers = \"k:9092\"\n[ledger]\nembedded = true\n")
+            .unwrap();
+        assert!(c.ledger.runs_embedded(&c.kafka));
+    }
+
+    #[test]
+    fn env_database_url_fills_only_a_missing_key() {
+        let mut c = Config::from_toml_str("").unwrap().ledger;
+        c.apply_env_database_url(Some("postgres://env/db".into()))
+            .unwrap();
+        assert_eq!(c.database_url.as_deref(), Some("postgres://env/db"));
+        c.apply_env_database_url(Some("postgres://other/db".into()))
+            .unwrap();
+        assert_eq!(c.database_url.as_deref(), Some("postgres://env/db"));
+        let mut c = Config::from_toml_str("").unwrap().ledger;
+        let err = c
+            .apply_env_database_url(Some("mysql://x".into()))
+            .unwrap_err();
+        assert!(err.to_string().contains("DATABASE_URL"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let cases = [
+            ("[kafka]\nqueue_capacity = 0\n", "kafka.queue_capacity"),
+            (
+                "[kafka]\ndlq_topic = \"auction-results\"\n",
+                "kafka.dlq_topic",
+            ),
+            ("[kafka]\nbrokers = \" \"\n", "kafka.brokers"),
+            (
+                "[ledger]\ndatabase_url = \"mysql://x\"\n",
+                "ledger.database_url",
+            ),
+            ("[ledger]\nbatch_max = 0\n", "ledger.batch_max"),
+            ("[ledger]\nbatchmax = 3\n", "batchmax"),
+            (
+                "[ledger]\nmetrics_addr = \"localhost\"\n",
+                "ledger.metrics_addr",
+            ),
+            ("[ledger]\nmetrics_addr = 9091\n", "metrics_addr"),
+        ];
+        for (text, key) in cases {
+            let err = Config::from_toml_str(text).unwrap_err().to_string();
+            assert!(err.contains(key), "expected {key} in {err}");
+        }
     }
 }

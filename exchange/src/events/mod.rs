@@ -21,7 +21,7 @@
 //! same producer, consumer and ledger code as in production.
 
 mod build;
-pub mod config;
+pub use rtb_ledger::config;
 pub mod embedded;
 pub mod journal;
 mod producer;
@@ -38,11 +38,10 @@ use tokio::task::JoinHandle;
 pub use build::{auction_result, now_ms};
 pub use config::{KafkaConfig, LedgerConfig};
 pub use embedded::EmbeddedKafka;
-pub(crate) use producer::kafka_producer;
 
-use crate::ledger::{Ledger, LedgerError, LedgerStats};
 use journal::{Journal, Ticket};
 use producer::{Journaled, SpoolItem};
+use rtb_ledger::{Ledger, LedgerError, LedgerStats};
 
 /// Why the event pipeline could not start.
 #[derive(Debug, thiserror::Error)]

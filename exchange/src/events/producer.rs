@@ -8,10 +8,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+
+use rtb_ledger::config::kafka_producer;
 
 use super::journal::{self, Journal, Ticket};
 use super::spool::{FrameReader, Record, Spool};
@@ -188,26 +189,6 @@ impl SharedProducer {
             }
         }
     }
-}
-
-/// An idempotent producer: retries inside librdkafka cannot duplicate or
-/// reorder events within a partition.
-pub(crate) fn kafka_producer(
-    bootstrap: &str,
-    cfg: &KafkaConfig,
-) -> Result<FutureProducer, rdkafka::error::KafkaError> {
-    // librdkafka's own bound on a request (default 1,000,000) must leave
-    // room for one event of `max_message_bytes` and its framing.
-    let request_max = (cfg.max_message_bytes + 64 * 1024).max(1_000_000);
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("enable.idempotence", "true")
-        .set("message.timeout.ms", cfg.delivery_timeout_ms.to_string())
-        .set("message.max.bytes", request_max.to_string())
-        // A few ms of batching trades nothing visible (the auction is already
-        // answered) for far fewer requests to the brokers.
-        .set("linger.ms", "5")
-        .create()
 }
 
 /// Opens the spool and the journal (moving what an earlier run left in the

@@ -13,8 +13,6 @@
 //! Without a database (no `admin_listen`, `database_url` or `sqlite_path`),
 //! the set is built once from the config file and never changes.
 
-pub mod store;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -25,7 +23,18 @@ use tokio::sync::{Mutex, Notify};
 use crate::config::{BidderEntry, Config, EndpointPolicy};
 use crate::fanout::{Bidder, ClientError};
 use crate::metrics::Metrics;
-pub use store::{Store, StoreError, Stored};
+pub use rtb_ledger::registry::StoreError;
+
+/// The registry's table, holding [`BidderEntry`]s.
+pub type Store = rtb_ledger::registry::Store<BidderEntry>;
+/// A stored [`BidderEntry`] with its timestamps.
+pub type Stored = rtb_ledger::registry::Stored<BidderEntry>;
+
+impl rtb_ledger::registry::Spec for BidderEntry {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
 
 /// Why the registry could not start.
 #[derive(Debug, thiserror::Error)]

@@ -57,7 +57,7 @@ pub enum ServeError {
     Config(#[from] ConfigError),
     /// The budget database could not be opened or read.
     #[error("budgets: {0}")]
-    Budgets(#[from] crate::ledger::LedgerError),
+    Budgets(#[from] rtb_ledger::LedgerError),
 }
 
 /// An exchange serving on the current runtime.
@@ -179,7 +179,7 @@ pub async fn start_with_clock(
     // events: they need both.
     let budgets = match config.kafka.enabled && config.budget.enabled {
         true => {
-            let store = crate::ledger::Store::open(&config.ledger).await?;
+            let store = rtb_ledger::Store::open(&config.ledger).await?;
             let b = crate::budget::Budgets::start(
                 store,
                 crate::pipeline::instance_id(),

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use rtb_exchange::events::{EmbeddedKafka, KafkaConfig, LedgerConfig};
-use rtb_exchange::ledger::Store;
+use rtb_ledger::Store;
 use rtb_proto::events::{
     account_key, AuctionResult, ImpResult, Winner, AUCTION_RESULT_SCHEMA_VERSION,
 };

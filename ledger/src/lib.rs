@@ -1,4 +1,11 @@
-//! The ledger: consumes `auction-results` and applies each winner's clearing
+//! `rtb-ledger`: everything that touches the database. The ledger itself
+//! (this module), the budget and lease store ([`leases`], the interface the
+//! exchange's in-memory budgets call from background tasks), the bidder
+//! registry's table ([`registry`]), and the `[kafka]`/`[ledger]` settings
+//! the exchange shares ([`config`]). The exchange's crate does not depend
+//! on sqlx: the database is reachable only through these calls.
+//!
+//! The ledger consumes `auction-results` and applies each winner's clearing
 //! price as a debit, exactly once.
 //!
 //! Exactly once, without Kafka transactions: the consumer never commits
@@ -19,9 +26,11 @@
 //! one is dead-lettered and the rest is applied, so one bad event never
 //! stalls the ledger. Other errors (database away) retry the batch.
 
-pub mod cli;
+pub mod config;
 mod consumer;
+pub mod leases;
 pub mod metrics;
+pub mod registry;
 pub mod store;
 pub(crate) use store::on_pool;
 
@@ -38,8 +47,7 @@ use rtb_proto::events::AuctionResult;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::events::config::Assignment;
-use crate::events::{KafkaConfig, LedgerConfig};
+use config::{Assignment, KafkaConfig, LedgerConfig};
 use consumer::LedgerContext;
 pub use store::{Applied, Debit, Entry, Store, MAX_DEBIT_MICROS};
 
@@ -198,7 +206,7 @@ impl Ledger {
         let store = Store::open(cfg).await?;
         let offsets = Arc::new(Mutex::new(store.offsets_at(&kafka.topic, epoch).await?));
         let consumer = Arc::new(consumer::connect(bootstrap, kafka, cfg, offsets.clone())?);
-        let dlq = crate::events::kafka_producer(bootstrap, kafka)?;
+        let dlq = config::kafka_producer(bootstrap, kafka)?;
         Ok(Ledger {
             consumer,
             assignment: cfg.assignment,
@@ -378,7 +386,7 @@ impl Ledger {
             }
         }
         self.stats.commit_lag.record(
-            crate::events::now_ms(),
+            store::now_ms(),
             batch
                 .iter()
                 .map(|t| &t.entry)

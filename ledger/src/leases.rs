@@ -18,8 +18,8 @@
 
 use sqlx::Row;
 
-use crate::ledger::store::BeginWrite;
-use crate::ledger::{on_pool, LedgerError, Store};
+use crate::store::BeginWrite;
+use crate::{on_pool, LedgerError, Store};
 
 /// An account's budget, as configured. Amounts in micros; `None` is no limit.
 #[derive(Debug, Clone, PartialEq, Eq)]

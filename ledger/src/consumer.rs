@@ -21,8 +21,7 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::ClientContext;
 
 use super::LedgerError;
-use crate::events::config::Assignment;
-use crate::events::{KafkaConfig, LedgerConfig};
+use crate::config::{Assignment, KafkaConfig, LedgerConfig};
 
 /// Positions assigned partitions at the stored offsets.
 pub(super) struct LedgerContext {

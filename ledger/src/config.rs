@@ -1,14 +1,40 @@
-//! The `[kafka]` and `[ledger]` configuration sections.
+//! The settings the exchange and the ledger share, in one place: the
+//! `[kafka]` and `[ledger]` sections, the configuration error type, and the
+//! Kafka producer both build from `[kafka]` (the exchange's event producer,
+//! the ledger's dead-letter writer).
 //!
-//! Kept apart from `config.rs` so the event pipeline's settings evolve on
-//! their own; the top-level `Config` only holds one field per section.
-//! Like the rest of the configuration, unknown keys are errors.
+//! The exchange's top-level `Config` holds one field per section. Like the
+//! rest of the configuration, unknown keys are errors.
 
 use std::path::PathBuf;
 
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::FutureProducer;
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+/// A configuration error; the text names the key (or the file) at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML did not parse or did not match the schema (unknown key, wrong type).
+    #[error("config: {0}")]
+    Parse(String),
+    /// A key has a value that is not allowed.
+    #[error("config: {key}: {message}")]
+    Invalid {
+        /// Dotted path of the key, e.g. `bidders[1].endpoints[0]`.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
 
 /// Environment variable that sets `ledger.database_url` when the file has
 /// none: in Kubernetes the URL carries a password from a Secret, which does
@@ -280,63 +306,22 @@ pub fn validate(kafka: &KafkaConfig, ledger: &LedgerConfig) -> Result<(), Config
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use crate::config::Config;
-
-    #[test]
-    fn defaults_are_embedded() {
-        let c = Config::from_toml_str("").unwrap();
-        assert!(c.kafka.brokers.is_none());
-        assert!(c.ledger.runs_embedded(&c.kafka));
-        assert_eq!(c.ledger.metrics_addr, super::DEFAULT_METRICS_ADDR);
-        let c = Config::from_toml_str("[kafka]\nbrokers = \"k:9092\"\n").unwrap();
-        assert!(!c.ledger.runs_embedded(&c.kafka));
-        let c = Config::from_toml_str("[kafka]\nbrokers = \"k:9092\"\n[ledger]\nembedded = true\n")
-            .unwrap();
-        assert!(c.ledger.runs_embedded(&c.kafka));
-    }
-
-    #[test]
-    fn env_database_url_fills_only_a_missing_key() {
-        let mut c = Config::from_toml_str("").unwrap().ledger;
-        c.apply_env_database_url(Some("postgres://env/db".into()))
-            .unwrap();
-        assert_eq!(c.database_url.as_deref(), Some("postgres://env/db"));
-        c.apply_env_database_url(Some("postgres://other/db".into()))
-            .unwrap();
-        assert_eq!(c.database_url.as_deref(), Some("postgres://env/db"));
-        let mut c = Config::from_toml_str("").unwrap().ledger;
-        let err = c
-            .apply_env_database_url(Some("mysql://x".into()))
-            .unwrap_err();
-        assert!(err.to_string().contains("DATABASE_URL"), "{err}");
-    }
-
-    #[test]
-    fn bad_values_name_the_key() {
-        let cases = [
-            ("[kafka]\nqueue_capacity = 0\n", "kafka.queue_capacity"),
-            (
-                "[kafka]\ndlq_topic = \"auction-results\"\n",
-                "kafka.dlq_topic",
-            ),
-            ("[kafka]\nbrokers = \" \"\n", "kafka.brokers"),
-            (
-                "[ledger]\ndatabase_url = \"mysql://x\"\n",
-                "ledger.database_url",
-            ),
-            ("[ledger]\nbatch_max = 0\n", "ledger.batch_max"),
-            ("[ledger]\nbatchmax = 3\n", "batchmax"),
-            (
-                "[ledger]\nmetrics_addr = \"localhost\"\n",
-                "ledger.metrics_addr",
-            ),
-            ("[ledger]\nmetrics_addr = 9091\n", "metrics_addr"),
-        ];
-        for (text, key) in cases {
-            let err = Config::from_toml_str(text).unwrap_err().to_string();
-            assert!(err.contains(key), "expected {key} in {err}");
-        }
-    }
+/// An idempotent producer: retries inside librdkafka cannot duplicate or
+/// reorder events within a partition.
+pub fn kafka_producer(
+    bootstrap: &str,
+    cfg: &KafkaConfig,
+) -> Result<FutureProducer, rdkafka::error::KafkaError> {
+    // librdkafka's own bound on a request (default 1,000,000) must leave
+    // room for one event of `max_message_bytes` and its framing.
+    let request_max = (cfg.max_message_bytes + 64 * 1024).max(1_000_000);
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .set("message.timeout.ms", cfg.delivery_timeout_ms.to_string())
+        .set("message.max.bytes", request_max.to_string())
+        // A few ms of batching trades nothing visible (the auction is already
+        // answered) for far fewer requests to the brokers.
+        .set("linger.ms", "5")
+        .create()
 }

@@ -4,7 +4,7 @@
 //! after the batch in progress commits; a bad config exits with code 64.
 //! `DATABASE_URL` sets `[ledger] database_url` when the file has none.
 //! `/metrics` and `/healthz` are served on `[ledger] metrics_addr`
-//! (`--metrics-addr` overrides it; see [`super::metrics`]).
+//! (`--metrics-addr` overrides it; see [`rtb_ledger::metrics`]).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -13,10 +13,11 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use super::metrics::{self, LedgerMetrics};
-use super::Ledger;
+use rtb_ledger::config::{check_metrics_addr, ENV_DATABASE_URL};
+use rtb_ledger::metrics::{self, LedgerMetrics};
+use rtb_ledger::Ledger;
+
 use crate::config::{Config, EXIT_CONFIG};
-use crate::events::config::{check_metrics_addr, ENV_DATABASE_URL};
 
 /// Runs the ledger until a signal; returns the process exit code.
 /// `metrics_addr` (the `--metrics-addr` flag) overrides `[ledger] metrics_addr`.
@@ -72,7 +73,7 @@ pub fn main(path: &Path, metrics_addr: Option<String>) -> ExitCode {
     };
     let result = rt.block_on(async move {
         let listener = metrics::bind(metrics_addr).await.map_err(|e| {
-            super::LedgerError::Config(format!(
+            rtb_ledger::LedgerError::Config(format!(
                 "ledger.metrics_addr: cannot listen on {metrics_addr}: {e}"
             ))
         })?;
@@ -100,7 +101,7 @@ pub fn main(path: &Path, metrics_addr: Option<String>) -> ExitCode {
         let _ = server.await;
         match task.await {
             Ok(r) => r,
-            Err(e) => Err(super::LedgerError::Config(format!("ledger task: {e}"))),
+            Err(e) => Err(rtb_ledger::LedgerError::Config(format!("ledger task: {e}"))),
         }
     });
     match result {

@@ -17,7 +17,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::Row;
 
 use super::LedgerError;
-use crate::events::LedgerConfig;
+use crate::config::LedgerConfig;
 
 /// One debit, from one imp's winner.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,8 +114,8 @@ pub enum Store {
 macro_rules! on_pool {
     ($store:expr, $pool:ident => $body:expr) => {
         match $store {
-            $crate::ledger::Store::Postgres($pool) => $body,
-            $crate::ledger::Store::Sqlite($pool) => $body,
+            $crate::Store::Postgres($pool) => $body,
+            $crate::Store::Sqlite($pool) => $body,
         }
     };
 }
@@ -477,9 +477,24 @@ impl Store {
     }
 }
 
+/// Milliseconds in a day.
+pub const DAY_MS: i64 = 86_400_000;
+
+/// The day number (days since 1970-01-01, UTC) of a timestamp.
+pub fn day_of(ms: i64) -> i64 {
+    ms.div_euclid(DAY_MS)
+}
+
+/// Now, in milliseconds since the Unix epoch (0 if the clock is before it).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// `YYYY-MM-DD` of a ms-since-epoch timestamp, in UTC.
 pub fn utc_day(ts_ms: i64) -> String {
-    let (y, m, d) = civil_from_days(crate::budget::day_of(ts_ms));
+    let (y, m, d) = civil_from_days(day_of(ts_ms));
     format!("{y:04}-{m:02}-{d:02}")
 }
 

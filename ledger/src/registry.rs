@@ -1,5 +1,7 @@
-//! The registry's persistence: sqlx's `Any` driver over PostgreSQL or a
-//! SQLite file, with one migration and one set of queries for both.
+//! The bidder registry's persistence: sqlx's `Any` driver over PostgreSQL or
+//! a SQLite file, with one migration and one set of queries for both. The
+//! exchange stores its bidder entries here as JSON ([`Spec`]); this crate
+//! does not know their fields.
 //!
 //! Every change runs in a transaction that also bumps the one-row
 //! `registry_version`, so a replica that sees a new version and then reads
@@ -10,7 +12,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
-use crate::config::BidderEntry;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// A registered bidder's settings, stored as JSON under its name.
+pub trait Spec: Serialize + DeserializeOwned + Clone {
+    /// The bidder's name: the registry's key.
+    fn name(&self) -> &str;
+}
 
 /// The migrations, embedded at build time. The ledger keeps its own
 /// migrations in the same `_sqlx_migrations` table when both share one
@@ -49,9 +58,9 @@ pub enum StoreError {
 
 /// A stored bidder with its timestamps (Unix milliseconds).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Stored {
+pub struct Stored<T> {
     /// The bidder's settings.
-    pub entry: BidderEntry,
+    pub entry: T,
     /// When it was registered.
     pub created_at: i64,
     /// When it last changed.
@@ -59,9 +68,19 @@ pub struct Stored {
 }
 
 /// A connection pool to the registry database.
-#[derive(Debug, Clone)]
-pub struct Store {
+#[derive(Debug)]
+pub struct Store<T> {
     pool: AnyPool,
+    spec: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Store<T> {
+    fn clone(&self) -> Self {
+        Store {
+            pool: self.pool.clone(),
+            spec: std::marker::PhantomData,
+        }
+    }
 }
 
 fn unix_ms() -> i64 {
@@ -70,7 +89,7 @@ fn unix_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-fn decode(row: &AnyRow) -> Result<Stored, StoreError> {
+fn decode<T: Spec>(row: &AnyRow) -> Result<Stored<T>, StoreError> {
     let name: String = row.try_get("name")?;
     let spec: String = row.try_get("spec")?;
     let entry = serde_json::from_str(&spec).map_err(|e| StoreError::Corrupt {
@@ -84,16 +103,16 @@ fn decode(row: &AnyRow) -> Result<Stored, StoreError> {
     })
 }
 
-fn encode(entry: &BidderEntry) -> String {
+fn encode<T: Spec>(entry: &T) -> String {
     // Serializing a plain struct of strings and numbers cannot fail.
     serde_json::to_string(entry).unwrap_or_default()
 }
 
 const BUMP: &str = "UPDATE registry_version SET version = version + 1 WHERE id = 1";
 
-impl Store {
+impl<T: Spec> Store<T> {
     /// Connects (creating the SQLite file if needed) and migrates.
-    pub async fn open(url: &str) -> Result<Store, StoreError> {
+    pub async fn open(url: &str) -> Result<Store<T>, StoreError> {
         sqlx::any::install_default_drivers();
         // The default (`exchange.db` in the working directory) keeps state
         // between runs: say which file it is.
@@ -111,14 +130,17 @@ impl Store {
             .connect(url)
             .await?;
         migrator().run(&pool).await?;
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            spec: std::marker::PhantomData,
+        })
     }
 
     /// On the registry's first start (version 0), stores `seed` and marks
     /// the registry seeded, in one transaction; later starts change nothing,
     /// so a bidder deleted through the API does not come back from the file.
     /// Returns whether it seeded.
-    pub async fn seed(&self, seed: &[BidderEntry]) -> Result<bool, StoreError> {
+    pub async fn seed(&self, seed: &[T]) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         // The conditional update takes the row lock first, so of two replicas
         // starting together exactly one seeds.
@@ -135,7 +157,7 @@ impl Store {
                 sqlx::query(
                     "INSERT INTO bidders (name, spec, created_at, updated_at) VALUES ($1, $2, $3, $4)",
                 )
-                .bind(e.name.clone())
+                .bind(e.name().to_owned())
                 .bind(encode(e))
                 .bind(now)
                 .bind(now)
@@ -156,17 +178,17 @@ impl Store {
     }
 
     /// Every bidder, by name.
-    pub async fn list(&self) -> Result<Vec<Stored>, StoreError> {
+    pub async fn list(&self) -> Result<Vec<Stored<T>>, StoreError> {
         sqlx::query("SELECT name, spec, created_at, updated_at FROM bidders ORDER BY name")
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(decode)
+            .map(decode::<T>)
             .collect()
     }
 
     /// One bidder.
-    pub async fn get(&self, name: &str) -> Result<Stored, StoreError> {
+    pub async fn get(&self, name: &str) -> Result<Stored<T>, StoreError> {
         let row =
             sqlx::query("SELECT name, spec, created_at, updated_at FROM bidders WHERE name = $1")
                 .bind(name.to_owned())
@@ -179,13 +201,13 @@ impl Store {
     }
 
     /// Registers a new bidder.
-    pub async fn insert(&self, entry: &BidderEntry) -> Result<Stored, StoreError> {
+    pub async fn insert(&self, entry: &T) -> Result<Stored<T>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let now = unix_ms();
         let inserted = sqlx::query(
             "INSERT INTO bidders (name, spec, created_at, updated_at) VALUES ($1, $2, $3, $4)",
         )
-        .bind(entry.name.clone())
+        .bind(entry.name().to_owned())
         .bind(encode(entry))
         .bind(now)
         .bind(now)
@@ -194,7 +216,7 @@ impl Store {
         match inserted {
             Ok(_) => {}
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                return Err(StoreError::Exists(entry.name.clone()))
+                return Err(StoreError::Exists(entry.name().to_owned()))
             }
             Err(e) => return Err(e.into()),
         }
@@ -213,8 +235,8 @@ impl Store {
     pub async fn update<E>(
         &self,
         name: &str,
-        change: impl FnOnce(&mut BidderEntry) -> Result<(), E>,
-    ) -> Result<Result<Stored, E>, StoreError> {
+        change: impl FnOnce(&mut T) -> Result<(), E>,
+    ) -> Result<Result<Stored<T>, E>, StoreError> {
         let mut tx = self.pool.begin().await?;
         // Writing first takes the write lock (SQLite) or row lock
         // (PostgreSQL) before the read.
@@ -231,7 +253,7 @@ impl Store {
                 .bind(name.to_owned())
                 .fetch_one(&mut *tx)
                 .await?;
-        let mut stored = decode(&row)?;
+        let mut stored: Stored<T> = decode(&row)?;
         if let Err(e) = change(&mut stored.entry) {
             return Ok(Err(e));
         }

@@ -314,7 +314,7 @@ pub(crate) fn bounded_label(v: &str) -> &str {
 
 /// Sums `(label, value)` pairs by their [`bounded_label`], in label order
 /// (saturating: a fold of many accounts cannot overflow).
-pub(crate) fn fold<'a>(pairs: impl IntoIterator<Item = (&'a str, i64)>) -> BTreeMap<&'a str, i64> {
+pub fn fold<'a>(pairs: impl IntoIterator<Item = (&'a str, i64)>) -> BTreeMap<&'a str, i64> {
     let mut out: BTreeMap<&str, i64> = BTreeMap::new();
     for (label, v) in pairs {
         let sum = out.entry(bounded_label(label)).or_insert(0);
@@ -325,7 +325,7 @@ pub(crate) fn fold<'a>(pairs: impl IntoIterator<Item = (&'a str, i64)>) -> BTree
 
 /// A label value in the text format: `\`, `"` and newlines escaped (the
 /// exchange's own `/metrics` uses it too, for budget accounts).
-pub(crate) fn escape_label(v: &str) -> String {
+pub fn escape_label(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
@@ -418,7 +418,7 @@ async fn spend_loop(m: Arc<LedgerMetrics>, store: Store, stop: watch::Receiver<b
 
 /// Remaining and leased micros of every budgeted account, today (UTC).
 async fn budget_gauges(store: &Store) -> Result<BTreeMap<String, (i64, i64)>, super::LedgerError> {
-    let day = super::store::utc_day(crate::events::now_ms());
+    let day = super::store::utc_day(super::store::now_ms());
     let mut out = BTreeMap::new();
     for b in store.budgets().await? {
         if let Some(s) = store.budget_status(&b.account, &day).await? {
