@@ -7,7 +7,9 @@
 #
 #   bash perf/saturation.sh [OUT_DIR]    # default perf/out/saturation-<timestamp>
 #
-# Env: CONNS (8), STREAMS (16), REQUESTS (40000), TMAX (100), BIN (target/release).
+# Env: CONNS (8), STREAMS (16), REQUESTS (40000), TMAX (100), BIN (target/release),
+# AUCTION_RUNTIME (true: the exchange's `server.auction_runtime`; false runs
+# the auctions on the connection runtime, the layout before it).
 # Needs h2load (Debian nghttp2-client) and jq. Prints one summary line per run
 # and writes h2load's output and the latency report under OUT_DIR.
 set -euo pipefail
@@ -37,6 +39,8 @@ done
 cfg="$out/exchange.toml"
 {
   echo 'metrics_listen = "127.0.0.1:18090"'
+  echo '[server]'
+  echo "auction_runtime = ${AUCTION_RUNTIME:-true}"
   echo '[kafka]'
   echo 'enabled = false'
   for i in 1 2 3 4 5 6 7 8; do
@@ -56,6 +60,6 @@ rps=$(sed -n 's/.*finished in .*, \([0-9.]*\) req\/s.*/\1/p' "$out/h2load.txt")
 codes=$(grep -E '^status codes' "$out/h2load.txt" | sed 's/status codes: //')
 reqmax=$(awk '$1=="time" && $2=="for" && $3=="request:" {print $5}' "$out/h2load.txt")
 stage() { jq -r --arg s "$1" --arg f "$2" '.stages[$s].last_5m[$f] // .stages[$s].last_1m[$f] // "?"' "$out/latency.json"; }
-printf 'h2load -c %s -m %s, tmax %s ms: %s req/s; %s; publisher max %s; end_to_end p99.9 %s ms max %s ms; fanout_wait max %s ms\n' \
-  "$conns" "$streams" "$tmax" "$rps" "$codes" "$reqmax" \
+printf 'auction_runtime %s, h2load -c %s -m %s, tmax %s ms: %s req/s; %s; publisher max %s; end_to_end p99.9 %s ms max %s ms; fanout_wait max %s ms\n' \
+  "${AUCTION_RUNTIME:-true}" "$conns" "$streams" "$tmax" "$rps" "$codes" "$reqmax" \
   "$(stage end_to_end p999_ms)" "$(stage end_to_end max_ms)" "$(stage fanout_wait max_ms)" | tee "$out/summary.txt"

@@ -173,6 +173,16 @@ pub struct ServerConfig {
     /// Largest request head: HTTP/1.1 headers (431 beyond) and the HTTP/2
     /// header list (the stream is refused beyond).
     pub max_header_bytes: usize,
+    /// Run admitted auctions (decode, fan-out, auction, events) on a runtime
+    /// of their own, apart from the connections. Why: past saturation the
+    /// connection runtime's run queue fills with requests being read and
+    /// refused; an auction woken by its fan-out timer would wait behind
+    /// them and answer after its deadline. On its own runtime only admitted
+    /// auctions (bounded by the admission limit) queue. false runs them on
+    /// the connection runtime.
+    pub auction_runtime: bool,
+    /// Worker threads of the auction runtime; 0 = one per CPU core.
+    pub auction_threads: usize,
 }
 
 impl Default for ServerConfig {
@@ -196,6 +206,8 @@ impl Default for ServerConfig {
             max_concurrent_streams: 256,
             max_connections: 10_000,
             max_header_bytes: 16 * 1024,
+            auction_runtime: true,
+            auction_threads: 0,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! `server.drain_timeout_ms`, then the server returns; [`RunningExchange::shutdown`]
 //! then flushes the auction events (producer, spool, embedded ledger).
 
+pub mod auctions;
 mod conn;
 pub mod ingress;
 pub mod overload;
@@ -46,7 +47,7 @@ pub enum ServeError {
     /// The event pipeline (Kafka, spool, embedded ledger) could not start.
     #[error(transparent)]
     Events(#[from] crate::events::EventsError),
-    /// The dedicated runtime could not start.
+    /// The dedicated runtime or the auction runtime could not start.
     #[error("cannot start runtime: {0}")]
     Runtime(std::io::Error),
     /// The bidder registry could not start (database, clients).
@@ -202,7 +203,7 @@ pub async fn start_with_clock(
     if let Some(b) = &budgets {
         exchange = exchange.with_budgets(b.clone());
     }
-    let app = Arc::new(App::new(exchange));
+    let app = Arc::new(App::new(exchange).map_err(ServeError::Runtime)?);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;

@@ -48,6 +48,11 @@ impl Overload {
     /// A detector shedding above `threshold` of smoothed lag; zero disables it.
     /// Starts the probe on the current runtime; it stops when the detector is dropped.
     pub fn spawn(threshold: Duration) -> Arc<Self> {
+        Self::spawn_on(threshold, &tokio::runtime::Handle::current())
+    }
+
+    /// [`Overload::spawn`] measuring the runtime of `handle`.
+    pub fn spawn_on(threshold: Duration, handle: &tokio::runtime::Handle) -> Arc<Self> {
         let this = Arc::new(Self {
             threshold,
             lag_us: AtomicU64::new(0),
@@ -55,7 +60,7 @@ impl Overload {
             shedding: AtomicBool::new(false),
         });
         if !threshold.is_zero() {
-            tokio::spawn(probe(Arc::downgrade(&this)));
+            handle.spawn(probe(Arc::downgrade(&this)));
         }
         this
     }

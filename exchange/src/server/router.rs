@@ -3,9 +3,10 @@
 //! The auction route sits behind one tower stack, built once when the
 //! [`App`] is created (each request clones it: a few reference counts), with
 //! one layer per concern, outer to inner:
-//! 1. **overload** ([`OverloadLayer`]): while the runtime's scheduling lag
-//!    says the CPU is starved, new auctions are refused at once (see
-//!    `overload.rs`), before anything is read;
+//! 1. **overload** ([`OverloadLayer`]): while the scheduling lag of the
+//!    connection runtime or of the auction runtime says the CPU is
+//!    starved, new auctions are refused at once (see `overload.rs`),
+//!    before anything is read;
 //! 2. **deadline** ([`DeadlineLayer`]): the body must arrive within
 //!    `server.body_timeout_ms` of the headers (the deadline runs from them),
 //!    or the request ends with 408. The body is read *before* an auction
@@ -22,7 +23,9 @@
 //!    late and grows back while they answer in time, up to
 //!    `server.max_in_flight`; so past saturation the excess is shed at
 //!    once instead of slowing every accepted auction past its deadline;
-//! 5. the auction handler.
+//! 5. the auction handler, which runs the auction on the auction runtime
+//!    (`auctions.rs`) and waits for it: only admitted auctions run there,
+//!    so the refusals above cannot delay their timers.
 //!
 //! Every refusal is an error value; [`rescue`] is the one place that maps
 //! each to its HTTP answer. Operational routes (`/healthz`, `/readyz`,
@@ -51,6 +54,7 @@ use tower::load_shed::LoadShedLayer;
 use tower::util::BoxCloneSyncService;
 use tower::{BoxError, Layer, Service, ServiceBuilder, ServiceExt};
 
+use super::auctions::AuctionRuntime;
 use super::ingress::{read_body, IngressError};
 use super::overload::{Capacity, Overload};
 use crate::metrics::Stage;
@@ -114,8 +118,15 @@ pub struct App {
     /// Auction slots under the adaptive admission limit (at most
     /// `server.max_in_flight`), shared by every connection.
     pub capacity: Arc<Capacity>,
-    /// Scheduling-lag detector (`server.max_scheduling_lag_ms`).
+    /// Scheduling-lag detector (`server.max_scheduling_lag_ms`) of the
+    /// connection runtime.
     pub overload: Arc<Overload>,
+    /// The same for the auction runtime, when auctions have their own
+    /// (`server.auction_runtime`): its lateness is what sets the fan-out's
+    /// timer slack.
+    pub auction_overload: Option<Arc<Overload>>,
+    /// Where admitted auctions run (see `auctions.rs`).
+    auctions: AuctionRuntime,
     /// The auction route's tower stack (see the module docs).
     stack: AuctionStack,
     /// `/metrics` and `/v1/stats/latency` are on the publisher port (no
@@ -124,25 +135,43 @@ pub struct App {
 }
 
 impl App {
-    /// Wraps an exchange and builds the stack; ready at once.
-    pub fn new(exchange: Exchange) -> Self {
+    /// Wraps an exchange, starts the auction runtime (unless
+    /// `server.auction_runtime` is false) and builds the stack; ready at
+    /// once. Must be called on the connection runtime.
+    pub fn new(exchange: Exchange) -> std::io::Result<Self> {
         let exchange = Arc::new(exchange);
         let server = &exchange.config.server;
         let capacity = Capacity::new(
             server.max_in_flight,
             exchange.metrics().admission_limit.clone(),
         );
-        let overload = Overload::spawn(Duration::from_millis(server.max_scheduling_lag_ms));
-        let stack = build_stack(&exchange, &capacity, &overload);
+        let auctions = AuctionRuntime::start(server.auction_runtime, server.auction_threads)?;
+        let lag = Duration::from_millis(server.max_scheduling_lag_ms);
+        let overload = Overload::spawn(lag);
+        let auction_overload = auctions.handle().map(|h| Overload::spawn_on(lag, h));
+        let stack = build_stack(
+            &exchange,
+            &capacity,
+            &overload,
+            auction_overload.as_ref(),
+            auctions.handle(),
+        );
         let ops_on_public_port = exchange.config.metrics_listen.is_none();
-        Self {
+        Ok(Self {
             exchange,
             ready: AtomicBool::new(true),
             capacity,
             overload,
+            auction_overload,
+            auctions,
             stack,
             ops_on_public_port,
-        }
+        })
+    }
+
+    /// The auction runtime's handle, when auctions have their own.
+    pub fn auction_handle(&self) -> Option<&tokio::runtime::Handle> {
+        self.auctions.handle()
     }
 
     /// Auctions in flight now.
@@ -156,6 +185,8 @@ fn build_stack(
     exchange: &Arc<Exchange>,
     capacity: &Arc<Capacity>,
     overload: &Arc<Overload>,
+    auction_overload: Option<&Arc<Overload>>,
+    auctions: Option<&tokio::runtime::Handle>,
 ) -> AuctionStack {
     let config = &exchange.config;
     // The body cannot take longer than the largest deadline: past it no
@@ -168,18 +199,36 @@ fn build_stack(
     let backstop = Duration::from_millis(config.auction.max_tmax_ms);
     let handler = {
         let exchange = exchange.clone();
-        let overload = overload.clone();
+        // Fan-out timers run on the auction runtime: its lateness is theirs.
+        let timers = auction_overload.unwrap_or(overload).clone();
         let capacity = capacity.clone();
+        let auctions = auctions.cloned();
         tower::service_fn(move |arrived: Arrived| {
+            let arrival = arrived.arrival;
+            let ex = exchange.clone();
+            let slack = timers.timer_slack();
+            let work = async move { auction(&ex, arrived, slack).await };
+            let run = AuctionRuntime::run(auctions.clone(), work);
             let exchange = exchange.clone();
             let capacity = capacity.clone();
-            let slack = overload.timer_slack();
-            async move { Ok::<_, BoxError>(auction(&exchange, &capacity, arrived, slack).await) }
+            async move {
+                let (resp, deadline) = run.await.map_err(BoxError::from)?;
+                // Back on the connection runtime, which writes the answer:
+                // the exchange's own clock stops here, so a late hand-back
+                // counts as late.
+                answered(&exchange, &capacity, arrival, deadline);
+                Ok::<_, BoxError>(resp)
+            }
         })
     };
+    // Either runtime running late sheds: the auction runtime's lag delays
+    // the fan-out, the connection runtime's the answer's way out.
+    let lag: Vec<_> = std::iter::once(overload.clone())
+        .chain(auction_overload.cloned())
+        .collect();
     let stack = ServiceBuilder::new()
         // 1. Overload by scheduling lag: refuse before reading anything.
-        .layer(OverloadLayer(overload.clone()))
+        .layer(OverloadLayer(lag.into()))
         // 2. Deadline: the body within its timeout (before any slot is
         //    taken, so a slow body never holds one), the rest within the
         //    backstop.
@@ -324,9 +373,9 @@ fn rescue(app: &App, err: BoxError) -> Response<Full<Bytes>> {
     }
 }
 
-/// Layer 1: refuses new auctions while the runtime runs late.
+/// Layer 1: refuses new auctions while a runtime runs late.
 #[derive(Debug, Clone)]
-pub struct OverloadLayer(Arc<Overload>);
+pub struct OverloadLayer(Arc<[Arc<Overload>]>);
 
 impl<S> Layer<S> for OverloadLayer {
     type Service = OverloadService<S>;
@@ -343,7 +392,7 @@ impl<S> Layer<S> for OverloadLayer {
 /// See [`OverloadLayer`].
 #[derive(Debug, Clone)]
 pub struct OverloadService<S> {
-    overload: Arc<Overload>,
+    overload: Arc<[Arc<Overload>]>,
     inner: S,
     /// Decided in `poll_ready`, so `call` never reaches an inner service
     /// that was not readied (the flag may flip in between).
@@ -362,7 +411,7 @@ where
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         // Checked before the inner layers take a slot.
-        self.refuse = self.overload.shedding();
+        self.refuse = self.overload.iter().any(|o| o.shedding());
         if self.refuse {
             return Poll::Ready(Ok(()));
         }
@@ -460,24 +509,30 @@ async fn read_before(
     }
 }
 
-/// The handler under the stack: the auction itself.
-async fn auction(
-    exchange: &Exchange,
-    capacity: &Capacity,
-    arrived: Arrived,
-    slack: Duration,
-) -> Response<Full<Bytes>> {
-    let m = exchange.metrics();
-    // A guard, so an auction abandoned by its client still leaves the gauge.
-    let _in_flight = InFlight::new(&m.in_flight);
-    let Arrived { arrival, body } = arrived;
-    let (reply, deadline) = exchange.auction_timed(&body, arrival, slack).await;
+/// Where the handler ends, on the connection runtime once the auction has
+/// returned: feeds the admission limit and the end-to-end stage.
+fn answered(exchange: &Exchange, capacity: &Capacity, arrival: Instant, deadline: Option<Instant>) {
     if let Some(deadline) = deadline {
         // Late: after the deadline less half the response margin, the part
         // kept for answering (the fan-out ends a whole margin before it).
         let due = deadline - exchange.config.auction.response_margin() / 2;
         capacity.report(Instant::now() > due);
     }
+    exchange.metrics().stage(Stage::EndToEnd, arrival.elapsed());
+}
+
+/// The handler under the stack: the auction itself, and its answer (with
+/// the request's deadline, when it got one).
+async fn auction(
+    exchange: &Exchange,
+    arrived: Arrived,
+    slack: Duration,
+) -> (Response<Full<Bytes>>, Option<Instant>) {
+    let m = exchange.metrics();
+    // A guard, so an auction abandoned by its client still leaves the gauge.
+    let _in_flight = InFlight::new(&m.in_flight);
+    let Arrived { arrival, body } = arrived;
+    let (reply, deadline) = exchange.auction_timed(&body, arrival, slack).await;
     let resp = match reply {
         Reply::Bids(json) => {
             m.outcome_bids.inc();
@@ -499,8 +554,7 @@ async fn auction(
             text(StatusCode::BAD_REQUEST, &msg)
         }
     };
-    m.stage(Stage::EndToEnd, arrival.elapsed());
-    resp
+    (resp, deadline)
 }
 
 /// Holds the in-flight gauge up for as long as it lives.
