@@ -3,7 +3,8 @@
 # run against an `exchange serve` process and 8 `bidder serve` processes (one
 # hanging, one trickling its answers), everything on this machine, then the
 # exchange's own clock (end_to_end and fanout_wait from /v1/stats/latency)
-# against the requests' tmax.
+# against the requests' tmax, and CPU time per answered auction of the
+# exchange and of the bidders (from /proc, over the h2load run).
 #
 #   bash perf/saturation.sh [OUT_DIR]    # default perf/out/saturation-<timestamp>
 #
@@ -52,14 +53,25 @@ cfg="$out/exchange.toml"
 for _ in $(seq 50); do curl -sf http://127.0.0.1:18090/readyz >/dev/null && break; sleep 0.1; done
 body="$out/request.json"
 printf '{"id":"sat","tmax":%s,"imp":[{"id":"1","banner":{"w":300,"h":250}}],"site":{"id":"s"}}' "$tmax" > "$body"
+# CPU time (user + system, clock ticks) of a set of processes, from /proc.
+cpu_ticks() { local t=0 p; for p in "$@"; do t=$(( t + $(awk '{print $14 + $15}' "/proc/$p/stat") )); done; echo "$t"; }
+ex_pid=${pids[-1]}
+bidder_pids=("${pids[@]:0:8}")
+ex_cpu0=$(cpu_ticks "$ex_pid"); bid_cpu0=$(cpu_ticks "${bidder_pids[@]}")
 h2load -c "$conns" -m "$streams" -n "$requests" -d "$body" -H 'content-type: application/json' \
   http://127.0.0.1:18080/openrtb2/auction > "$out/h2load.txt" 2>&1 || true
+ex_cpu=$(( $(cpu_ticks "$ex_pid") - ex_cpu0 )); bid_cpu=$(( $(cpu_ticks "${bidder_pids[@]}") - bid_cpu0 ))
 curl -s http://127.0.0.1:18090/v1/stats/latency > "$out/latency.json"
 curl -s http://127.0.0.1:18090/metrics > "$out/metrics.txt"
 rps=$(sed -n 's/.*finished in .*, \([0-9.]*\) req\/s.*/\1/p' "$out/h2load.txt")
 codes=$(grep -E '^status codes' "$out/h2load.txt" | sed 's/status codes: //')
+ok=$(sed -n 's/^status codes: \([0-9]*\) 2xx.*/\1/p' "$out/h2load.txt")
+tck=$(getconf CLK_TCK)
+# CPU per answered (2xx) auction, µs: the exchange's, and the 8 bidders' together.
+ex_us=$(( ok > 0 ? ex_cpu * 1000000 / tck / ok : 0 ))
+bid_us=$(( ok > 0 ? bid_cpu * 1000000 / tck / ok : 0 ))
 reqmax=$(awk '$1=="time" && $2=="for" && $3=="request:" {print $5}' "$out/h2load.txt")
 stage() { jq -r --arg s "$1" --arg f "$2" '.stages[$s].last_5m[$f] // .stages[$s].last_1m[$f] // "?"' "$out/latency.json"; }
-printf 'auction_runtime %s, h2load -c %s -m %s, tmax %s ms: %s req/s; %s; publisher max %s; end_to_end p99.9 %s ms max %s ms; fanout_wait max %s ms\n' \
+printf 'auction_runtime %s, h2load -c %s -m %s, tmax %s ms: %s req/s; %s; publisher max %s; end_to_end p99.9 %s ms max %s ms; fanout_wait max %s ms; CPU per 2xx: exchange %s µs, bidders %s µs\n' \
   "${AUCTION_RUNTIME:-true}" "$conns" "$streams" "$tmax" "$rps" "$codes" "$reqmax" \
-  "$(stage end_to_end p999_ms)" "$(stage end_to_end max_ms)" "$(stage fanout_wait max_ms)" | tee "$out/summary.txt"
+  "$(stage end_to_end p999_ms)" "$(stage end_to_end max_ms)" "$(stage fanout_wait max_ms)" "$ex_us" "$bid_us" | tee "$out/summary.txt"
