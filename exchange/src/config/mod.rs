@@ -183,6 +183,14 @@ pub struct ServerConfig {
     pub auction_runtime: bool,
     /// Worker threads of the auction runtime; 0 = one per CPU core.
     pub auction_threads: usize,
+    /// Pace refusals past saturation: at most `max_refusals_per_sec` 503s a
+    /// second across every connection; a connection that was refused is not
+    /// read again until its turn (writes go on). Why: a closed-loop client
+    /// resends as soon as it is refused, and unpaced refusals take the CPU
+    /// that admitted auctions need to be answered by their deadline.
+    pub pace_refusals: bool,
+    /// See `pace_refusals`; 0 = 4,000 per CPU core.
+    pub max_refusals_per_sec: u64,
 }
 
 impl Default for ServerConfig {
@@ -208,6 +216,8 @@ impl Default for ServerConfig {
             max_header_bytes: 16 * 1024,
             auction_runtime: true,
             auction_threads: 0,
+            pace_refusals: true,
+            max_refusals_per_sec: 0,
         }
     }
 }

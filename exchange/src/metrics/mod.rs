@@ -172,6 +172,9 @@ pub struct Metrics {
     /// Connections the exchange closed, by reason (`first_request_timeout`,
     /// `idle_timeout`).
     connections_closed: Family<ReasonLabel, Counter>,
+    /// Refusals past `server.max_refusals_per_sec` that paused their
+    /// connection's reads until their turn.
+    pub refusals_paced: Counter,
     /// Per stage, in [`Stage::ALL`] order.
     pub stages: Vec<StageMetrics>,
     /// `rtb_win_notices_total{result}`: win notices by what became of them;
@@ -266,6 +269,12 @@ impl Metrics {
             "Connections closed at accept because server.max_connections were open",
             connections_refused.clone(),
         );
+        let refusals_paced = Counter::default();
+        registry.register(
+            "refusals_paced",
+            "Refusals past server.max_refusals_per_sec that paused their connection's reads until their turn",
+            refusals_paced.clone(),
+        );
         let connections_closed = Family::<ReasonLabel, Counter>::default();
         registry.register(
             "connections_closed",
@@ -348,6 +357,7 @@ impl Metrics {
             connections_open,
             connections_refused,
             connections_closed,
+            refusals_paced,
             stages,
             win_notices,
             bidders: Mutex::new(BTreeMap::new()),

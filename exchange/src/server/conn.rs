@@ -12,7 +12,9 @@
 //! - the server draining: a graceful close.
 //!
 //! Requests are counted by the service itself (a few atomics per request),
-//! so HTTP/2 pings keep a connection alive only while it is useful.
+//! so HTTP/2 pings keep a connection alive only while it is useful. A
+//! request answered 503 pauses the connection's reads for its turn in the
+//! refusal schedule (`pace.rs`).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -31,6 +33,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 use tokio::time::Instant;
 
+use super::pace::{Paced, Pacer, Pause, AUTO_REFUSALS_PER_CORE};
 use crate::config::ServerConfig;
 use crate::metrics::Metrics;
 
@@ -42,19 +45,28 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// a timer per connection at this rate costs nothing measurable.
 const MIN_TICK: Duration = Duration::from_millis(10);
 
-/// The per-connection timeouts.
+/// The per-connection timeouts, and the refusal pacer they all share.
 #[derive(Debug, Clone)]
 pub(super) struct Limits {
     first_request: Duration,
     idle: Duration,
+    pacer: Arc<Pacer>,
 }
 
 impl Limits {
     /// From `[server]`.
     pub(super) fn from_config(s: &ServerConfig) -> Self {
+        let per_sec = s.pace_refusals.then(|| match s.max_refusals_per_sec {
+            0 => {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                AUTO_REFUSALS_PER_CORE * cores as u64
+            }
+            n => n,
+        });
         Self {
             first_request: Duration::from_millis(s.first_request_timeout_ms),
             idle: Duration::from_millis(s.idle_timeout_ms),
+            pacer: Arc::new(Pacer::new(per_sec)),
         }
     }
 
@@ -132,20 +144,31 @@ pub(super) async fn serve_connection<H, F>(
     metrics.connections_open.inc();
     let _open = Open(metrics.connections_open.clone());
     let activity = Arc::new(Activity::default());
+    let pause = Arc::new(Pause::new(limits.pacer.clone()));
     let svc = {
         let activity = activity.clone();
+        let pause = pause.clone();
+        let paced = metrics.refusals_paced.clone();
         service_fn(move |req| {
             activity.started.fetch_add(1, Ordering::Relaxed);
             let done = Finished(activity.clone());
             let fut = handler(req);
+            let pause = pause.clone();
+            let paced = paced.clone();
             async move {
                 let resp = fut.await;
+                if matches!(&resp, Ok(r) if r.status() == StatusCode::SERVICE_UNAVAILABLE)
+                    && pause.refused()
+                {
+                    paced.inc();
+                }
                 drop(done);
                 resp
             }
         })
     };
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+    let io = TokioIo::new(Paced::new(stream, pause));
+    let conn = builder.serve_connection_with_upgrades(io, svc);
     tokio::pin!(conn);
     let accepted = Instant::now();
     let mut tick = tokio::time::interval(limits.tick());

@@ -9,6 +9,7 @@ pub mod auctions;
 mod conn;
 pub mod ingress;
 pub mod overload;
+mod pace;
 pub mod router;
 
 use std::future::Future;

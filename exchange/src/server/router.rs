@@ -199,14 +199,19 @@ fn build_stack(
     let backstop = Duration::from_millis(config.auction.max_tmax_ms);
     let handler = {
         let exchange = exchange.clone();
-        // Fan-out timers run on the auction runtime: its lateness is theirs.
-        let timers = auction_overload.unwrap_or(overload).clone();
+        // An answer is late by as much as each wake-up on its way is: the
+        // fan-out's timer (on the auction runtime, when there is one) and
+        // the hand-back to the connection runtime that writes the answer.
+        // The fan-out ends earlier by the sum of their recent peaks.
+        let timers: Arc<[Arc<Overload>]> = std::iter::once(overload.clone())
+            .chain(auction_overload.cloned())
+            .collect();
         let capacity = capacity.clone();
         let auctions = auctions.cloned();
         tower::service_fn(move |arrived: Arrived| {
             let arrival = arrived.arrival;
             let ex = exchange.clone();
-            let slack = timers.timer_slack();
+            let slack = timers.iter().map(|t| t.timer_slack()).sum();
             let work = async move { auction(&ex, arrived, slack).await };
             let run = AuctionRuntime::run(auctions.clone(), work);
             let exchange = exchange.clone();
