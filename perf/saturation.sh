@@ -14,7 +14,10 @@
 # PACE_REFUSALS (true: `server.pace_refusals`; false answers every refusal
 # as fast as it comes, the layout before it), MAX_REFUSALS
 # (`server.max_refusals_per_sec`, 0: 4,000 per CPU core), LAG_MS
-# (`server.max_scheduling_lag_ms`; unset: the default).
+# (`server.max_scheduling_lag_ms`; unset: the default), EVENTS (false: no
+# auction events; true: the embedded default, in-process Kafka mock and
+# SQLite ledger, with its state under OUT_DIR), JOURNAL (with EVENTS=true:
+# `kafka.journal`, the crash journal written before each answer leaves).
 # Needs h2load (Debian nghttp2-client) and jq. Prints one summary line per run
 # and writes h2load's output and the latency report under OUT_DIR.
 set -euo pipefail
@@ -50,7 +53,16 @@ cfg="$out/exchange.toml"
   echo "max_refusals_per_sec = ${MAX_REFUSALS:-0}"
   [ -z "${LAG_MS:-}" ] || echo "max_scheduling_lag_ms = $LAG_MS"
   echo '[kafka]'
-  echo 'enabled = false'
+  if [ "${EVENTS:-false}" = true ]; then
+    echo 'enabled = true'
+    echo "journal = ${JOURNAL:-true}"
+    echo "spool_path = \"$out/spool\""
+    echo "dead_letter_path = \"$out/dead-letters\""
+    echo '[ledger]'
+    echo "sqlite_path = \"$out/ledger.sqlite\""
+  else
+    echo 'enabled = false'
+  fi
   for i in 1 2 3 4 5 6 7 8; do
     url=$(sed -n 's/.*listening on //p' "$out/bidder-$i.out")
     printf '[[bidders]]\nname = "b%s"\nendpoints = ["%s"]\n' "$i" "$url"
@@ -79,6 +91,6 @@ ex_us=$(( ok > 0 ? ex_cpu * 1000000 / tck / ok : 0 ))
 bid_us=$(( ok > 0 ? bid_cpu * 1000000 / tck / ok : 0 ))
 reqmax=$(awk '$1=="time" && $2=="for" && $3=="request:" {print $5}' "$out/h2load.txt")
 stage() { jq -r --arg s "$1" --arg f "$2" '.stages[$s].last_5m[$f] // .stages[$s].last_1m[$f] // "?"' "$out/latency.json"; }
-printf 'auction_runtime %s, pace_refusals %s, h2load -c %s -m %s, tmax %s ms: %s req/s; %s; publisher max %s; end_to_end p99.9 %s ms max %s ms; fanout_wait max %s ms; CPU per 2xx: exchange %s µs, bidders %s µs\n' \
-  "${AUCTION_RUNTIME:-true}" "${PACE_REFUSALS:-true}" "$conns" "$streams" "$tmax" "$rps" "$codes" "$reqmax" \
+printf 'events %s, journal %s, auction_runtime %s, pace_refusals %s, h2load -c %s -m %s, tmax %s ms: %s req/s; %s; publisher max %s; end_to_end p99.9 %s ms max %s ms; fanout_wait max %s ms; CPU per 2xx: exchange %s µs, bidders %s µs\n' \
+  "${EVENTS:-false}" "${JOURNAL:-true}" "${AUCTION_RUNTIME:-true}" "${PACE_REFUSALS:-true}" "$conns" "$streams" "$tmax" "$rps" "$codes" "$reqmax" \
   "$(stage end_to_end p999_ms)" "$(stage end_to_end max_ms)" "$(stage fanout_wait max_ms)" "$ex_us" "$bid_us" | tee "$out/summary.txt"
