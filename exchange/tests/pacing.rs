@@ -6,7 +6,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use common::*;
+use http_body_util::Full;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use rtb_bidder::Latency;
 use rtb_exchange::server::RunningExchange;
 
@@ -23,26 +26,10 @@ async fn one_slot(pace: Option<u64>, bidder: &rtb_bidder::BidderHandle) -> Runni
     .await
 }
 
-/// An h2c publisher client that sends its frames at once (no Nagle delay,
-/// which would add a delayed ACK's 40 ms to each request).
-fn h2_client() -> hyper_util::client::legacy::Client<
-    hyper_util::client::legacy::connect::HttpConnector,
-    http_body_util::Full<bytes::Bytes>,
-> {
-    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
-    http.set_nodelay(true);
-    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .http2_only(true)
-        .build(http)
-}
-
 /// Sends `n` requests one after the other on `client`; returns how many were
 /// refused and how long they took.
 async fn refusals(
-    client: &hyper_util::client::legacy::Client<
-        hyper_util::client::legacy::connect::HttpConnector,
-        http_body_util::Full<bytes::Bytes>,
-    >,
+    client: &Client<HttpConnector, Full<Bytes>>,
     ex: &RunningExchange,
     n: usize,
 ) -> (usize, Duration) {
@@ -69,7 +56,7 @@ async fn refusals_past_the_pace_wait_their_turn_and_answers_in_flight_still_leav
     .await;
     // 20 refusals a second: a slot every 50 ms, the first within the burst.
     let ex = one_slot(Some(20), &slow).await;
-    let h2 = h2_client();
+    let h2 = client(true);
     let hold = serde_json::to_vec(&request("hold", 0.1, 2_900)).unwrap();
     let holder = async {
         let started = Instant::now();
@@ -105,7 +92,7 @@ async fn with_pacing_off_refusals_do_not_wait() {
     })
     .await;
     let ex = one_slot(None, &slow).await;
-    let h2 = h2_client();
+    let h2 = client(true);
     let hold = serde_json::to_vec(&request("hold", 0.1, 2_900)).unwrap();
     let holder = post_raw(&h2, &ex, hold, &[]);
     let refused = async {

@@ -33,7 +33,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 use tokio::time::Instant;
 
-use super::pace::{Paced, Pacer, Pause, AUTO_REFUSALS_PER_CORE};
+use super::pace::{Paced, Pacer, Pause};
 use crate::config::ServerConfig;
 use crate::metrics::Metrics;
 
@@ -56,17 +56,10 @@ pub(super) struct Limits {
 impl Limits {
     /// From `[server]`.
     pub(super) fn from_config(s: &ServerConfig) -> Self {
-        let per_sec = s.pace_refusals.then(|| match s.max_refusals_per_sec {
-            0 => {
-                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-                AUTO_REFUSALS_PER_CORE * cores as u64
-            }
-            n => n,
-        });
         Self {
             first_request: Duration::from_millis(s.first_request_timeout_ms),
             idle: Duration::from_millis(s.idle_timeout_ms),
-            pacer: Arc::new(Pacer::new(per_sec)),
+            pacer: Arc::new(Pacer::from_config(s)),
         }
     }
 
@@ -144,23 +137,22 @@ pub(super) async fn serve_connection<H, F>(
     metrics.connections_open.inc();
     let _open = Open(metrics.connections_open.clone());
     let activity = Arc::new(Activity::default());
-    let pause = Arc::new(Pause::new(limits.pacer.clone()));
+    let pause = Arc::new(Pause::new(
+        limits.pacer.clone(),
+        metrics.refusals_paced.clone(),
+    ));
     let svc = {
         let activity = activity.clone();
         let pause = pause.clone();
-        let paced = metrics.refusals_paced.clone();
         service_fn(move |req| {
             activity.started.fetch_add(1, Ordering::Relaxed);
             let done = Finished(activity.clone());
             let fut = handler(req);
             let pause = pause.clone();
-            let paced = paced.clone();
             async move {
                 let resp = fut.await;
-                if matches!(&resp, Ok(r) if r.status() == StatusCode::SERVICE_UNAVAILABLE)
-                    && pause.refused()
-                {
-                    paced.inc();
+                if matches!(&resp, Ok(r) if r.status() == StatusCode::SERVICE_UNAVAILABLE) {
+                    pause.refused();
                 }
                 drop(done);
                 resp

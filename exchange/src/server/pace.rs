@@ -21,8 +21,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
+
+use crate::config::ServerConfig;
 
 /// Refusals this far ahead of their schedule are not paced: a burst of this
 /// many seconds' worth of refusals passes at once.
@@ -34,7 +37,7 @@ const BURST: Duration = Duration::from_millis(10);
 const MAX_PAUSE: Duration = Duration::from_millis(250);
 /// Refusals per second and CPU core when `server.max_refusals_per_sec` is 0:
 /// at ≈ 30 µs each, about an eighth of a core.
-pub(super) const AUTO_REFUSALS_PER_CORE: u64 = 4_000;
+const AUTO_REFUSALS_PER_CORE: u64 = 4_000;
 
 /// The shared schedule of refusals.
 #[derive(Debug)]
@@ -48,8 +51,19 @@ pub(super) struct Pacer {
 }
 
 impl Pacer {
+    /// From `server.pace_refusals` and `server.max_refusals_per_sec`.
+    pub(super) fn from_config(s: &ServerConfig) -> Self {
+        Self::new(s.pace_refusals.then(|| match s.max_refusals_per_sec {
+            0 => {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                AUTO_REFUSALS_PER_CORE * cores as u64
+            }
+            n => n,
+        }))
+    }
+
     /// A pacer for `per_sec` refusals a second; `None` = pacing off.
-    pub(super) fn new(per_sec: Option<u64>) -> Self {
+    fn new(per_sec: Option<u64>) -> Self {
         let interval_ns = match per_sec {
             Some(r) if r > 0 => 1_000_000_000 / r.min(1_000_000_000),
             _ => 0,
@@ -95,27 +109,30 @@ impl Pacer {
 #[derive(Debug)]
 pub(super) struct Pause {
     pacer: Arc<Pacer>,
+    /// `rtb_refusals_paced_total`.
+    paced: Counter,
     /// Not read before this (nanoseconds since the pacer's base); 0 = read.
     until_ns: AtomicU64,
 }
 
 impl Pause {
-    /// A connection's pause under `pacer`.
-    pub(super) fn new(pacer: Arc<Pacer>) -> Self {
+    /// A connection's pause under `pacer`, counting pauses on `paced`.
+    pub(super) fn new(pacer: Arc<Pacer>, paced: Counter) -> Self {
         Self {
             pacer,
+            paced,
             until_ns: AtomicU64::new(0),
         }
     }
 
-    /// Called when a request of this connection was refused; true when
-    /// the connection must wait its turn before it is read again.
-    pub(super) fn refused(&self) -> bool {
+    /// Called when a request of this connection was refused: past the
+    /// burst, the connection waits its turn before it is read again.
+    pub(super) fn refused(&self) {
         let until = self.pacer.refused();
         if until != 0 {
             self.until_ns.fetch_max(until, Ordering::Relaxed);
+            self.paced.inc();
         }
-        until != 0
     }
 }
 

@@ -197,15 +197,18 @@ fn build_stack(
         .min(Duration::from_millis(config.auction.max_tmax_ms));
     // The backstop: no request's deadline is later than this after arrival.
     let backstop = Duration::from_millis(config.auction.max_tmax_ms);
+    // The scheduling-lag detectors of both runtimes (the connection
+    // runtime's, then the auction runtime's when there is one).
+    let detectors: Arc<[Arc<Overload>]> = std::iter::once(overload.clone())
+        .chain(auction_overload.cloned())
+        .collect();
     let handler = {
         let exchange = exchange.clone();
         // An answer is late by as much as each wake-up on its way is: the
         // fan-out's timer (on the auction runtime, when there is one) and
         // the hand-back to the connection runtime that writes the answer.
         // The fan-out ends earlier by the sum of their recent peaks.
-        let timers: Arc<[Arc<Overload>]> = std::iter::once(overload.clone())
-            .chain(auction_overload.cloned())
-            .collect();
+        let timers = detectors.clone();
         let capacity = capacity.clone();
         let auctions = auctions.cloned();
         tower::service_fn(move |arrived: Arrived| {
@@ -226,14 +229,12 @@ fn build_stack(
             }
         })
     };
-    // Either runtime running late sheds: the auction runtime's lag delays
-    // the fan-out, the connection runtime's the answer's way out.
-    let lag: Vec<_> = std::iter::once(overload.clone())
-        .chain(auction_overload.cloned())
-        .collect();
     let stack = ServiceBuilder::new()
         // 1. Overload by scheduling lag: refuse before reading anything.
-        .layer(OverloadLayer(lag.into()))
+        //    Either runtime running late sheds: the auction runtime's lag
+        //    delays the fan-out, the connection runtime's the answer's way
+        //    out.
+        .layer(OverloadLayer(detectors))
         // 2. Deadline: the body within its timeout (before any slot is
         //    taken, so a slow body never holds one), the rest within the
         //    backstop.
