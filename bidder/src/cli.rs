@@ -50,7 +50,7 @@ pub struct ServeArgs {
     /// Probability of bidding on each imp, 0..=1.
     #[arg(long, value_name = "F", default_value = "1", value_parser = parse_unit, allow_negative_numbers = true)]
     pub bid_rate: f64,
-    /// Think time: none, fixed:MS, uniform:MIN_MS:MAX_MS or lognormal:MEDIAN_MS:SIGMA.
+    /// Think time: none, fixed:MS, uniform:MIN_MS:MAX_MS, lognormal:MEDIAN_MS:SIGMA or bimodal:FAST_MS:LATE_MS:P_LATE.
     #[arg(long, value_name = "PROFILE", default_value = "none")]
     pub latency: Latency,
     /// Campaign id (bid.cid).

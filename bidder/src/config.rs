@@ -112,13 +112,23 @@ pub enum Latency {
         /// Standard deviation of the underlying normal distribution.
         sigma: f64,
     },
+    /// Usually `fast`, but `late` with probability `p_late`: the
+    /// "sometimes late" bidder (a GC pause, a cold cache, a far region).
+    Bimodal {
+        /// The usual wait.
+        fast: Duration,
+        /// The wait of a late answer.
+        late: Duration,
+        /// Share of answers that are late (0..=1).
+        p_late: f64,
+    },
 }
 
 /// Error parsing a [`Latency`] or [`Fault`] from its command-line form.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ParseError {
     /// The latency string is not one of the accepted forms.
-    #[error("invalid latency {0:?}: expected none, fixed:MS, uniform:MIN_MS:MAX_MS or lognormal:MEDIAN_MS:SIGMA")]
+    #[error("invalid latency {0:?}: expected none, fixed:MS, uniform:MIN_MS:MAX_MS, lognormal:MEDIAN_MS:SIGMA or bimodal:FAST_MS:LATE_MS:P_LATE")]
     Latency(String),
     /// A number inside a latency string is not a finite non-negative number.
     #[error("invalid number {0:?} in latency: expected a finite non-negative number")]
@@ -169,6 +179,17 @@ impl FromStr for Latency {
                 median: parse_ms(median)?,
                 sigma: parse_non_negative(sigma)?,
             }),
+            ["bimodal", fast, late, p] => {
+                let p_late = parse_non_negative(p)?;
+                if p_late > 1.0 {
+                    return Err(ParseError::Latency(s.to_owned()));
+                }
+                Ok(Latency::Bimodal {
+                    fast: parse_ms(fast)?,
+                    late: parse_ms(late)?,
+                    p_late,
+                })
+            }
             _ => Err(ParseError::Latency(s.to_owned())),
         }
     }
@@ -182,6 +203,9 @@ impl fmt::Display for Latency {
             Latency::Uniform { min, max } => write!(f, "uniform:{}:{}", fmt_ms(*min), fmt_ms(*max)),
             Latency::LogNormal { median, sigma } => {
                 write!(f, "lognormal:{}:{sigma}", fmt_ms(*median))
+            }
+            Latency::Bimodal { fast, late, p_late } => {
+                write!(f, "bimodal:{}:{}:{p_late}", fmt_ms(*fast), fmt_ms(*late))
             }
         }
     }
@@ -257,6 +281,7 @@ mod tests {
             "uniform:10:20",
             "lognormal:30:0.5",
             "fixed:0.5",
+            "bimodal:5:200:0.25",
         ] {
             let l: Latency = s.parse().unwrap();
             assert_eq!(l.to_string(), s);
@@ -276,6 +301,8 @@ mod tests {
             "fixed:x",
             "uniform:20:10",
             "lognormal:1",
+            "bimodal:5:200",
+            "bimodal:5:200:1.5",
             "slow:1",
             "fixed:inf",
         ] {

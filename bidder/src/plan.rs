@@ -53,6 +53,9 @@ pub(crate) struct Planner {
     dice: Dice,
     // Atomic: bid ids must be unique across concurrent requests without a lock.
     next_serial: AtomicU64,
+    /// A think time set while running ([`Planner::set_latency`]), in place
+    /// of the configured one.
+    latency: Mutex<Option<Latency>>,
 }
 
 impl Planner {
@@ -64,14 +67,26 @@ impl Planner {
         Self {
             dice,
             next_serial: AtomicU64::new(1),
+            latency: Mutex::new(None),
         }
+    }
+
+    /// Replaces the configured think time from the next request on: a
+    /// bidder whose latency changes while it runs.
+    pub(crate) fn set_latency(&self, latency: Latency) {
+        *self.latency.lock().unwrap_or_else(|p| p.into_inner()) = Some(latency);
     }
 
     /// Decides think time, imps to bid on and prices, in one go so a seeded bidder stays
     /// reproducible request by request.
     pub(crate) fn plan(&self, config: &BidderConfig, req: &BidRequest) -> Plan {
+        let latency = self
+            .latency
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or(config.latency);
         let (delay, chosen) = self.dice.roll(|rng| {
-            let delay = sample_latency(&config.latency, rng);
+            let delay = sample_latency(&latency, rng);
             let mut chosen = Vec::with_capacity(req.imp.len());
             for i in 0..req.imp.len() {
                 // gen::<f64>() is in [0, 1): a rate of 1 always bids, 0 never does.
@@ -124,6 +139,13 @@ fn sample_latency(latency: &Latency, rng: &mut dyn RngCore) -> Duration {
                 Ok(dist) => Duration::try_from_secs_f64(dist.sample(rng)).unwrap_or(MAX_LATENCY),
                 // Invalid sigma (negative or not finite): fall back to the median.
                 Err(_) => median,
+            }
+        }
+        Latency::Bimodal { fast, late, p_late } => {
+            if rng.gen_bool(p_late.clamp(0.0, 1.0)) {
+                late
+            } else {
+                fast
             }
         }
     };

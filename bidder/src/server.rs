@@ -62,6 +62,12 @@ impl BidderHandle {
         format!("http://{}", self.addr)
     }
 
+    /// Changes the bidder's think time from the next request on (tests of a
+    /// bidder that gets slower or faster while it runs).
+    pub fn set_latency(&self, latency: crate::config::Latency) {
+        self.shared.planner.set_latency(latency);
+    }
+
     /// A snapshot of the bidder's statistics (the same data as `GET /stats`).
     pub fn stats(&self) -> Stats {
         self.shared.stats.snapshot()

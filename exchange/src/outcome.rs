@@ -33,6 +33,12 @@ pub const NONBID_NOT_CALLED: u16 = 500;
 /// budget lease on this instance is empty (exchange-specific, like 500).
 pub const NONBID_BUDGET: u16 = 501;
 
+/// Seat-non-bid status for a bidder the auction stopped waiting for before
+/// the deadline: a secondary bidder once every primary had answered, or one
+/// the adaptive wait judged unlikely to answer in time (exchange-specific,
+/// like 500; the `reason` says which).
+pub const NONBID_NOT_AWAITED: u16 = 502;
+
 /// What became of one bidder's call.
 #[derive(Debug)]
 pub enum BidderStatus {
@@ -48,6 +54,8 @@ pub enum BidderStatus {
     Error(String),
     /// Not called (circuit open, concurrency or QPS limit, budget).
     Skipped(crate::fanout::Skip),
+    /// Called, but the auction stopped waiting before its answer came.
+    NotAwaited(crate::fanout::NotAwaited),
 }
 
 /// A bidder's answer after decoding.
@@ -206,6 +214,7 @@ fn ext(input: &Input<'_>) -> Ext {
         let (code, reason) = match &d.status {
             BidderStatus::Skipped(why) => (why.code(), why.reason()),
             BidderStatus::Timeout => (NONBID_TIMEOUT, "timeout"),
+            BidderStatus::NotAwaited(why) => (NONBID_NOT_AWAITED, why.reason()),
             BidderStatus::Invalid(why) => (NONBID_INVALID, why.as_str()),
             BidderStatus::Error(why) => (NONBID_ERROR, why.as_str()),
             BidderStatus::Bids(_) | BidderStatus::NoBid => continue,

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use crate::auction::{self, LossReason};
 use crate::budget::{day_of, Budgets, Clock, Leased, SystemClock};
 use crate::config::Config;
-use crate::fanout::{fan_out, Answer, Bidder, CallResult, Skip};
+use crate::fanout::{fan_out, patience, Answer, Bidder, Call, CallResult, NotAwaited, Skip, Wait};
 use crate::metrics::{Metrics, Stage, ROTATE_EVERY};
 use crate::notify::Notifier;
 use crate::outcome::{self, BidderStatus, Decoded};
@@ -292,6 +292,9 @@ impl Exchange {
             } else {
                 None
             };
+            // A deduction that eats all the time left: not worth a call.
+            let why =
+                why.or((b.entry.tmax_deduction_ms >= tmax_for_bidders).then_some(Skip::NoTime));
             if let Some(skip) = why {
                 b.metrics().skipped.inc();
                 who.skipped.push((b.clone(), skip));
@@ -310,16 +313,27 @@ impl Exchange {
         }
         let fanout_started = Instant::now();
         // Never more than half of what is left: a bidder must get a chance.
-        let slack = timer_slack.min(deadline.saturating_duration_since(Instant::now()) / 2);
-        let answers = fan_out(
+        let slack = timer_slack.min(deadline.saturating_duration_since(fanout_started) / 2);
+        let fan_deadline = deadline - slack;
+        let plan = self.plan(
             &who.called,
             Bytes::from(out),
-            deadline - slack,
+            body,
+            tmax_for_bidders,
+            fan_deadline.saturating_duration_since(fanout_started),
+        );
+        let answers = fan_out(
+            &who.called,
+            plan.calls,
+            fan_deadline,
             a.max_bidder_response_bytes,
         )
         .await;
         // Every call has ended or been dropped: the slots are free again.
         drop(permits);
+        if plan.record {
+            record_patience(&who.called, &answers, &a.adaptive_wait);
+        }
         let fanout_wait = fanout_started.elapsed();
         self.metrics.stage(Stage::FanoutWait, fanout_wait);
         let settle_started = Instant::now();
@@ -352,6 +366,65 @@ impl Exchange {
     /// Decodes the answers, runs the auction, awards its wins (only before
     /// `deadline`, see [`settle::award`]) and builds the reply; also returns
     /// the time spent encoding the response.
+    /// Each called bidder's body and wait. A bidder with a
+    /// `tmax_deduction_ms` gets `original` patched to its own smaller tmax
+    /// (one patch per distinct deduction); a secondary bidder is not waited
+    /// for once the primaries answered; with the adaptive wait on, each
+    /// primary is waited for only while its answer is still likely to come
+    /// in time, except in the explore share of auctions.
+    fn plan(
+        &self,
+        called: &[Arc<Bidder>],
+        body: Bytes,
+        original: &[u8],
+        tmax_for_bidders: u32,
+        wait_for: Duration,
+    ) -> Plan {
+        let adaptive = &self.config.auction.adaptive_wait;
+        let explore = adaptive.enabled && patience::explore(adaptive);
+        let started = Instant::now();
+        let now_ms = crate::fanout::health::now_ms();
+        let mut limited = false;
+        // Deduction → its body; empty (no allocation) without deductions.
+        let mut deducted: Vec<(u32, Bytes)> = Vec::new();
+        let calls = called
+            .iter()
+            .map(|b| {
+                let cut = b.entry.tmax_deduction_ms;
+                let body = if cut == 0 {
+                    body.clone()
+                } else if let Some((_, own)) = deducted.iter().find(|(d, _)| *d == cut) {
+                    own.clone()
+                } else {
+                    // The bidder was skipped unless some time is left.
+                    let own = patched(original, tmax_for_bidders.saturating_sub(cut))
+                        .unwrap_or_else(|| body.clone());
+                    deducted.push((cut, own.clone()));
+                    own
+                };
+                let wait = if b.entry.secondary {
+                    Wait::Secondary
+                } else if adaptive.enabled && !explore {
+                    let until = b
+                        .patience()
+                        .give_up_after(adaptive, now_ms, wait_for)
+                        .map(|d| started + d);
+                    limited |= until.is_some();
+                    Wait::Primary(until)
+                } else {
+                    Wait::Primary(None)
+                };
+                Call { body, wait }
+            })
+            .collect();
+        Plan {
+            calls,
+            // Only a wait that nobody cut short shows what the late answers
+            // were (see `fanout::patience`).
+            record: adaptive.enabled && !limited,
+        }
+    }
+
     fn settle(
         &self,
         request: &BidRequest,
@@ -507,11 +580,58 @@ fn offer_cid<'a>(
     }
 }
 
+/// A fan-out's calls, and whether its answers feed the adaptive wait.
+struct Plan {
+    calls: Vec<Call>,
+    record: bool,
+}
+
+/// `original` with its top-level `tmax` set to `tmax`; off the worker for a
+/// heavy body, as the first patch was. `None` if it cannot be patched
+/// (not reached: the same body was patched once already).
+fn patched(original: &[u8], tmax: u32) -> Option<Bytes> {
+    let mut out = Vec::with_capacity(original.len() + PATCH_HEADROOM);
+    settle::off_worker(original.len() >= settle::HEAVY_BYTES, || {
+        patch_tmax(original, tmax, &mut out)
+    })
+    .ok()?;
+    Some(Bytes::from(out))
+}
+
+/// Feeds a fan-out that waited for every primary bidder to the deadline
+/// into their adaptive-wait records: answers at their latency, calls that
+/// brought no usable answer (timeouts, errors) as still out at the time
+/// they ended. Secondaries are never waited for, so they do not record.
+fn record_patience(called: &[Arc<Bidder>], answers: &[Answer], cfg: &crate::config::AdaptiveWait) {
+    let now_ms = crate::fanout::health::now_ms();
+    for a in answers {
+        let b = &called[a.bidder];
+        if b.entry.secondary {
+            continue;
+        }
+        match a.result {
+            CallResult::Body(_) | CallResult::NoBid => {
+                b.patience().answered(cfg, now_ms, a.latency);
+            }
+            CallResult::NotAwaited(_) => {}
+            _ => b.patience().censored(cfg, now_ms, a.latency),
+        }
+    }
+}
+
 /// Counts one bidder answer, records its latency, and tells its circuit
 /// breaker how the call went.
 fn record_answer(bidder: &Bidder, d: &Decoded) {
     let m = bidder.metrics();
     m.requests.inc();
+    if let BidderStatus::NotAwaited(why) = d.status {
+        // Not the bidder's latency nor its health: the auction moved on.
+        match why {
+            NotAwaited::Secondary => m.not_awaited_secondary.inc(),
+            NotAwaited::Unlikely => m.not_awaited_unlikely.inc(),
+        };
+        return;
+    }
     m.histogram.observe(d.latency.as_secs_f64());
     m.series.record(d.latency);
     let counter = match d.status {
@@ -519,7 +639,9 @@ fn record_answer(bidder: &Bidder, d: &Decoded) {
         BidderStatus::NoBid => &m.no_bids,
         BidderStatus::Timeout => &m.timeouts,
         BidderStatus::Invalid(_) => &m.invalid,
-        BidderStatus::Error(_) | BidderStatus::Skipped(_) => &m.transport_errors,
+        BidderStatus::Error(_) | BidderStatus::Skipped(_) | BidderStatus::NotAwaited(_) => {
+            &m.transport_errors
+        }
     };
     counter.inc();
     let timeout = matches!(d.status, BidderStatus::Timeout);
@@ -554,6 +676,7 @@ fn decode_answer(request: &BidRequest, answer: Answer) -> Decoded {
         },
         CallResult::NoBid => BidderStatus::NoBid,
         CallResult::Timeout => BidderStatus::Timeout,
+        CallResult::NotAwaited(why) => BidderStatus::NotAwaited(why),
         CallResult::TooLarge => BidderStatus::Invalid("invalid response: body too large".into()),
         CallResult::HttpStatus(s) => BidderStatus::Invalid(format!("http status {s}")),
         CallResult::Transport(e) => BidderStatus::Error(e),

@@ -259,6 +259,15 @@ async fn exactly_once_through_tansu() {
 /// producer batch; without the ledger's hole check (`Ledger::contiguous`:
 /// read the partition again from its beginning) this test found 2-16 of 3000
 /// debits missing although the topic held all 3000 events.
+///
+/// The ledger here runs with `ledger.assignment = "all"` (every partition,
+/// no consumer group), as perf/chaos.sh does against tansu. tansu 0.6's group
+/// coordinator can hand a ledger restarted within the killed one's session
+/// an empty assignment and never rebalance once that session expires: CI
+/// saw "630 of 655 debits after 120 s" with `assignment=[]` in the ledger's
+/// log. A group member killed and restarted is covered against librdkafka's
+/// mock cluster (`ledger.rs`, `killed_mid_batch`); the test above runs the
+/// group mode against tansu without kills.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exactly_once_through_tansu_with_ledger_killed() {
     run(true).await;
@@ -293,11 +302,12 @@ async fn run(kill: bool) {
     .await;
 
     // Small batches: many transactions, so a kill lands between and inside them.
+    let assignment = if kill { "all" } else { "group" };
     let config = dir.path().join("ledger.toml");
     std::fs::write(
         &config,
         format!(
-            "[kafka]\nbrokers = \"{}\"\nspool_path = \"{}\"\n[ledger]\ndatabase_url = \"{db_url}\"\ngroup_id = \"ledger-e2e\"\nbatch_max = 5\nbatch_ms = 20\n",
+            "[kafka]\nbrokers = \"{}\"\nspool_path = \"{}\"\n[ledger]\ndatabase_url = \"{db_url}\"\ngroup_id = \"ledger-e2e\"\nassignment = \"{assignment}\"\nbatch_max = 5\nbatch_ms = 20\n",
             tansu.bootstrap,
             dir.path().join("ledger.spool").display(),
         ),

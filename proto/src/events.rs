@@ -178,6 +178,9 @@ pub enum BidderCallStatus {
     Error,
     /// Not called: circuit open, or its concurrency or QPS limit reached.
     NotCalled,
+    /// Called, but the auction stopped waiting before its answer came (a
+    /// secondary bidder, or the adaptive wait); `nonbid_code` 502.
+    NotAwaited,
     /// A status added by a newer schema version; old readers see this.
     #[serde(other)]
     Unknown,

@@ -43,6 +43,14 @@ pub struct NewBidder {
     /// Circuit breaker and instance ejection (defaults for absent keys).
     #[serde(default)]
     pub circuit: Option<CircuitConfig>,
+    /// Milliseconds taken off the tmax this bidder is told (default 0).
+    #[schema(minimum = 0, maximum = 60000)]
+    #[serde(default)]
+    pub tmax_deduction_ms: Option<u32>,
+    /// Secondary: auctions do not wait for it once every primary bidder has
+    /// answered (default false).
+    #[serde(default)]
+    pub secondary: Option<bool>,
 }
 
 impl NewBidder {
@@ -53,6 +61,8 @@ impl NewBidder {
         e.qps_limit = self.qps_limit;
         e.enabled = self.enabled.unwrap_or(true);
         e.circuit = self.circuit.unwrap_or_default();
+        e.tmax_deduction_ms = self.tmax_deduction_ms.unwrap_or(0);
+        e.secondary = self.secondary.unwrap_or(false);
         e
     }
 }
@@ -83,6 +93,13 @@ pub struct BidderPatch {
     /// New circuit settings (defaults for absent keys).
     #[serde(default)]
     pub circuit: Option<CircuitConfig>,
+    /// New tmax deduction.
+    #[schema(minimum = 0, maximum = 60000)]
+    #[serde(default)]
+    pub tmax_deduction_ms: Option<u32>,
+    /// Make it secondary (`true`) or primary (`false`).
+    #[serde(default)]
+    pub secondary: Option<bool>,
 }
 
 /// Tells a present `null` apart from an absent key.
@@ -110,6 +127,12 @@ impl BidderPatch {
         }
         if let Some(v) = self.circuit {
             e.circuit = v;
+        }
+        if let Some(v) = self.tmax_deduction_ms {
+            e.tmax_deduction_ms = v;
+        }
+        if let Some(v) = self.secondary {
+            e.secondary = v;
         }
     }
 }
@@ -204,6 +227,10 @@ pub struct BidderView {
     pub qps_limit: Option<u32>,
     /// Circuit breaker and ejection settings.
     pub circuit: CircuitConfig,
+    /// Milliseconds taken off the tmax this bidder is told.
+    pub tmax_deduction_ms: u32,
+    /// Whether auctions stop waiting for it once every primary bidder answered.
+    pub secondary: bool,
     /// Unix milliseconds of registration.
     pub created_at: i64,
     /// Unix milliseconds of the last change.
@@ -225,6 +252,8 @@ impl BidderView {
             max_concurrency: e.max_concurrency,
             qps_limit: e.qps_limit,
             circuit: e.circuit,
+            tmax_deduction_ms: e.tmax_deduction_ms,
+            secondary: e.secondary,
             created_at: s.created_at,
             updated_at: s.updated_at,
             state: live.map(LiveState::of),

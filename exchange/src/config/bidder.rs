@@ -100,7 +100,28 @@ pub struct BidderEntry {
     /// Circuit breaker and instance ejection.
     #[serde(default)]
     pub circuit: CircuitConfig,
+    /// Milliseconds taken off the `tmax` this bidder is told, on top of
+    /// `auction.bidder_network_margin_ms`: for a bidder far away, whose
+    /// answer spends longer on the way back. The auction still waits for it
+    /// to the deadline; a deduction that leaves no time skips the bidder
+    /// (seat-non-bid 500, "no time left after tmax_deduction_ms").
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tmax_deduction_ms: u32,
+    /// A secondary bidder is called like any other, but the auction does not
+    /// wait for it once every primary (not secondary) bidder has answered:
+    /// its bid counts only if it is already in (else seat-non-bid 502,
+    /// "secondary: not awaited"). An auction with no primary bidder waits
+    /// for its secondaries as for primaries.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub secondary: bool,
 }
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
+/// Largest accepted `tmax_deduction_ms` (one minute: far beyond any tmax).
+const MAX_TMAX_DEDUCTION_MS: u32 = 60_000;
 
 fn default_protocol() -> Protocol {
     Protocol::H2c
@@ -129,6 +150,8 @@ impl BidderEntry {
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
             qps_limit: None,
             circuit: CircuitConfig::default(),
+            tmax_deduction_ms: 0,
+            secondary: false,
         }
     }
 
@@ -203,6 +226,9 @@ impl BidderEntry {
         }
         if c.eject_ms == 0 || c.eject_ms > MAX_CIRCUIT_MS {
             return bad("circuit.eject_ms", "must be between 1 and 3600000");
+        }
+        if self.tmax_deduction_ms > MAX_TMAX_DEDUCTION_MS {
+            return bad("tmax_deduction_ms", "must be between 0 and 60000");
         }
         Ok(())
     }

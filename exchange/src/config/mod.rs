@@ -303,6 +303,78 @@ pub struct AuctionConfig {
     /// the answer) are invalid. Why: bounds the auction's work per bidder
     /// whatever the answer's size.
     pub max_bids_per_response: usize,
+    /// `[auction.adaptive_wait]`: stop waiting for bidders unlikely to
+    /// answer in time (see [`AdaptiveWait`]).
+    pub adaptive_wait: AdaptiveWait,
+}
+
+/// `[auction.adaptive_wait]`: the fan-out stops waiting once every bidder
+/// still out is unlikely to answer before the deadline, judged from that
+/// bidder's own recent latencies (`fanout::patience`). Each bidder given up
+/// on is a seat-non-bid (502, "unlikely to answer in time").
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdaptiveWait {
+    /// On by default; `false` waits for every bidder to the deadline.
+    pub enabled: bool,
+    /// "Unlikely": a bidder still out is given up on when, of its recent
+    /// calls still out at that point, fewer than `1 - quantile` answered in
+    /// time. So at most `1 - quantile` of its in-time answers are lost.
+    pub quantile: f64,
+    /// Share of auctions that wait for everybody to the deadline anyway and
+    /// record what they saw: the estimate's only source once it is in use
+    /// (a cut-short wait hides the late answers it is about).
+    pub explore: f64,
+    /// Recorded calls a bidder needs (over the last one to two windows)
+    /// before its wait is cut at all.
+    pub min_samples: u32,
+    /// Length of one recording window; the estimate uses the current window
+    /// and the one before, so it follows a bidder whose latency changes
+    /// within two windows.
+    pub window_ms: u64,
+}
+
+impl Default for AdaptiveWait {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            quantile: 0.99,
+            // 1 auction in 200: under the 1 % a publisher's p99 looks at.
+            explore: 0.005,
+            min_samples: 200,
+            window_ms: 60_000,
+        }
+    }
+}
+
+impl AdaptiveWait {
+    /// One auction in this many explores (see [`AdaptiveWait::explore`]).
+    pub fn explore_every(&self) -> u64 {
+        if self.explore <= 0.0 {
+            return u64::MAX;
+        }
+        (1.0 / self.explore).round().max(1.0) as u64
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let key = |k: &str| format!("auction.adaptive_wait.{k}");
+        if !(self.quantile > 0.0 && self.quantile < 1.0) {
+            return Err(invalid(key("quantile"), "must be > 0 and < 1"));
+        }
+        if !(self.explore > 0.0 && self.explore <= 1.0) {
+            return Err(invalid(
+                key("explore"),
+                "must be > 0 and <= 1 (without exploring, the estimate could never follow a bidder that got faster or slower)",
+            ));
+        }
+        if self.min_samples == 0 {
+            return Err(invalid(key("min_samples"), "must be > 0"));
+        }
+        if self.window_ms == 0 || self.window_ms > 86_400_000 {
+            return Err(invalid(key("window_ms"), "must be between 1 and 86400000"));
+        }
+        Ok(())
+    }
 }
 
 impl Default for AuctionConfig {
@@ -318,6 +390,7 @@ impl Default for AuctionConfig {
             max_imps_per_request: 100,
             max_bids_per_seat_per_imp: 5,
             max_bids_per_response: 200,
+            adaptive_wait: AdaptiveWait::default(),
         }
     }
 }
@@ -459,6 +532,7 @@ impl Config {
                 return Err(invalid(key, "must be > 0"));
             }
         }
+        a.adaptive_wait.validate()?;
         if self.server.max_in_flight == 0 {
             return Err(invalid("server.max_in_flight", "must be > 0"));
         }

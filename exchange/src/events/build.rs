@@ -9,7 +9,9 @@ use rtb_proto::events::{
     Winner, AUCTION_RESULT_SCHEMA_VERSION,
 };
 
-use crate::outcome::{BidderStatus, Input, NONBID_ERROR, NONBID_INVALID, NONBID_TIMEOUT};
+use crate::outcome::{
+    BidderStatus, Input, NONBID_ERROR, NONBID_INVALID, NONBID_NOT_AWAITED, NONBID_TIMEOUT,
+};
 
 /// Builds the event of one auction; `leased` says per imp which budget
 /// leases paid for its win (empty when the exchange keeps no budgets: then
@@ -84,6 +86,9 @@ pub fn auction_result(
                 BidderStatus::Bids(_) => (BidderCallStatus::Bids, None),
                 BidderStatus::NoBid => (BidderCallStatus::NoBid, None),
                 BidderStatus::Timeout => (BidderCallStatus::Timeout, Some(NONBID_TIMEOUT)),
+                BidderStatus::NotAwaited(_) => {
+                    (BidderCallStatus::NotAwaited, Some(NONBID_NOT_AWAITED))
+                }
                 BidderStatus::Invalid(_) => (BidderCallStatus::Invalid, Some(NONBID_INVALID)),
                 BidderStatus::Error(_) => (BidderCallStatus::Error, Some(NONBID_ERROR)),
                 BidderStatus::Skipped(skip) => (BidderCallStatus::NotCalled, Some(skip.code())),

@@ -82,6 +82,8 @@ pub enum Skip {
     /// the spool is unwritable): a win could not be debited for sure, so no
     /// bidder is called.
     Unrecorded,
+    /// Its `tmax_deduction_ms` leaves it no time to answer in this auction.
+    NoTime,
 }
 
 impl Skip {
@@ -94,6 +96,7 @@ impl Skip {
             Skip::Budget => "budget exhausted",
             Skip::BudgetCurrency => "budget in another currency",
             Skip::Unrecorded => "auction events cannot be recorded (journal or spool unwritable)",
+            Skip::NoTime => "no time left after tmax_deduction_ms",
         }
     }
 

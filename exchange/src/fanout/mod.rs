@@ -7,6 +7,12 @@
 //! the deadline passes; the calls still running then are dropped, which
 //! cancels them (an HTTP/2 RST_STREAM), and they count as timeouts.
 //!
+//! The wait can end before the deadline: a *secondary* bidder is not waited
+//! for once every primary bidder has answered, and the adaptive wait
+//! ([`patience`]) gives up on a primary bidder whose own recent latencies
+//! say it is unlikely to answer in time. Those calls are cancelled like
+//! timeouts but count as neither a timeout nor a failure.
+//!
 //! An instance that fails `circuit.eject_after` times in a row (a call cut
 //! off by the deadline counts) is ejected from the choice for
 //! `circuit.eject_ms`; if every instance is ejected, all are candidates
@@ -14,9 +20,10 @@
 
 mod client;
 pub mod health;
+pub mod patience;
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +35,7 @@ use tokio::time::Instant;
 
 pub use client::{BidderClient, ClientError};
 pub use health::{Circuit, Health, Permit, Skip};
+pub use patience::Patience;
 
 use crate::config::{BidderEntry, Protocol};
 use crate::metrics::BidderMetrics;
@@ -118,6 +126,7 @@ pub struct Bidder {
     pub entry: BidderEntry,
     transport: Arc<Transport>,
     health: Arc<Health>,
+    patience: Arc<Patience>,
     metrics: Arc<BidderMetrics>,
 }
 
@@ -150,6 +159,7 @@ impl Bidder {
                 client: BidderClient::new(entry, guard)?,
             }),
             health: Arc::new(Health::default()),
+            patience: Arc::new(Patience::default()),
             metrics,
         })
     }
@@ -163,6 +173,7 @@ impl Bidder {
             entry: entry.clone(),
             transport: self.transport.clone(),
             health: self.health.clone(),
+            patience: self.patience.clone(),
             metrics: self.metrics.clone(),
         })
     }
@@ -175,6 +186,11 @@ impl Bidder {
     /// Protection state (circuit, in-flight, timeout rate).
     pub fn health(&self) -> &Health {
         &self.health
+    }
+
+    /// Its recent latencies, for the adaptive wait.
+    pub fn patience(&self) -> &Patience {
+        &self.patience
     }
 
     /// This bidder's instruments.
@@ -218,7 +234,10 @@ impl Bidder {
 
     /// Posts `body` to one instance and reads the answer, at most `max_body` bytes.
     /// The caller bounds the time (the deadline); this future may be dropped at any point.
-    pub async fn call(&self, body: Bytes, max_body: usize) -> CallResult {
+    /// A call dropped unfinished counts as its instance's failure unless
+    /// `excused` is true by then (the auction stopped waiting early: not
+    /// the instance's fault).
+    pub async fn call(&self, body: Bytes, max_body: usize, excused: &AtomicBool) -> CallResult {
         let instance = self.pick();
         instance.sent.fetch_add(1, Ordering::Relaxed);
         instance.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -228,6 +247,7 @@ impl Bidder {
             instance,
             entry: &self.entry,
             done: false,
+            excused,
         };
         let result = self.send(instance, body, max_body).await;
         guard.done = true;
@@ -291,6 +311,47 @@ pub enum CallResult {
     TooLarge,
     /// No answer before the deadline.
     Timeout,
+    /// Still out when the auction stopped waiting, before the deadline.
+    NotAwaited(NotAwaited),
+}
+
+/// Why the fan-out stopped waiting for a bidder before the deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotAwaited {
+    /// A secondary bidder, still out when every primary had answered.
+    Secondary,
+    /// Its own recent latencies say it is unlikely to answer in time.
+    Unlikely,
+}
+
+impl NotAwaited {
+    /// The reason written in `ext.seatnonbid` and the metric's label.
+    pub fn reason(self) -> &'static str {
+        match self {
+            NotAwaited::Secondary => "secondary: not awaited",
+            NotAwaited::Unlikely => "unlikely to answer in time",
+        }
+    }
+}
+
+/// How long the fan-out waits for one bidder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// To the deadline, or only until the instant given (the adaptive wait:
+    /// past it an answer is unlikely to come in time).
+    Primary(Option<Instant>),
+    /// Not once every primary bidder has answered; as a primary when the
+    /// auction has none.
+    Secondary,
+}
+
+/// One bidder call of a fan-out.
+#[derive(Debug)]
+pub struct Call {
+    /// The request body this bidder is sent (its own `tmax`).
+    pub body: Bytes,
+    /// How long to wait for it.
+    pub wait: Wait,
 }
 
 impl CallResult {
@@ -301,7 +362,10 @@ impl CallResult {
         match self {
             CallResult::Timeout | CallResult::Transport(_) => true,
             CallResult::HttpStatus(s) => *s >= 500,
-            CallResult::Body(_) | CallResult::NoBid | CallResult::TooLarge => false,
+            CallResult::Body(_)
+            | CallResult::NoBid
+            | CallResult::TooLarge
+            | CallResult::NotAwaited(_) => false,
         }
     }
 }
@@ -319,28 +383,63 @@ pub struct Answer {
     pub result: CallResult,
 }
 
-/// Calls every bidder in `bidders` with `body` and collects answers until all
-/// answered or `deadline` passed. Answers are in arrival order.
+/// Calls every bidder in `bidders`, the `i`th with `calls[i]`, and collects
+/// answers until every bidder that is waited for answered, or `deadline`
+/// passed. Answers are in arrival order; the calls still out at the end
+/// are timeouts, or [`CallResult::NotAwaited`] when the wait ended early.
 pub async fn fan_out(
     bidders: &[Arc<Bidder>],
-    body: Bytes,
+    calls: Vec<Call>,
     deadline: Instant,
     max_body: usize,
 ) -> Vec<Answer> {
     let start = Instant::now();
+    // Secondaries are awaited as primaries when there is no primary.
+    let has_primary = calls.iter().any(|c| c.wait != Wait::Secondary);
+    let waits: Vec<Wait> = calls
+        .iter()
+        .map(|c| match c.wait {
+            Wait::Secondary if !has_primary => Wait::Primary(None),
+            w => w,
+        })
+        .collect();
+    // Set when the wait ends early: the calls dropped then are not their
+    // instances' failures.
+    let excused = AtomicBool::new(false);
+    let excused = &excused;
     let mut pending: FuturesUnordered<_> = bidders
         .iter()
+        .zip(calls)
         .enumerate()
-        .map(|(i, b)| {
-            let body = body.clone();
-            async move { (i, b.call(body, max_body).await) }
-        })
+        .map(|(i, (b, call))| async move { (i, b.call(call.body, max_body, excused).await) })
         .collect();
     let mut answers = Vec::with_capacity(bidders.len());
     let mut answered = vec![false; bidders.len()];
+    // Until when to wait: the latest of the waits of the primaries still
+    // out (the deadline for those without an adaptive limit); `None` when
+    // no primary is out.
+    let wait_until = |answered: &[bool]| {
+        waits
+            .iter()
+            .zip(answered)
+            .filter(|(_, done)| !**done)
+            .filter_map(|(w, _)| match w {
+                Wait::Primary(until) => Some(until.map_or(deadline, |u| u.min(deadline))),
+                Wait::Secondary => None,
+            })
+            .max()
+    };
     let sleep = tokio::time::sleep_until(deadline);
     tokio::pin!(sleep);
+    let mut stopped = deadline;
     loop {
+        let Some(until) = wait_until(&answered) else {
+            stopped = Instant::now();
+            break;
+        };
+        if until != sleep.deadline() {
+            sleep.as_mut().reset(until);
+        }
         tokio::select! {
             // Answers that are ready win over the deadline when both are.
             biased;
@@ -356,19 +455,29 @@ pub async fn fan_out(
                 }
                 None => break,
             },
-            () = &mut sleep => break,
+            () = &mut sleep => {
+                stopped = until;
+                break;
+            }
         }
     }
+    let early = stopped < deadline;
+    excused.store(early, Ordering::Relaxed);
     // Dropping the unfinished calls cancels them.
     drop(pending);
-    let waited = deadline.saturating_duration_since(start);
+    let waited = stopped.saturating_duration_since(start);
     for (i, done) in answered.iter().enumerate() {
         if !done {
+            let result = match (early, waits[i]) {
+                (false, _) => CallResult::Timeout,
+                (true, Wait::Secondary) => CallResult::NotAwaited(NotAwaited::Secondary),
+                (true, Wait::Primary(_)) => CallResult::NotAwaited(NotAwaited::Unlikely),
+            };
             answers.push(Answer {
                 bidder: i,
                 arrival: answers.len() as u32,
                 latency: waited,
-                result: CallResult::Timeout,
+                result,
             });
         }
     }
@@ -379,12 +488,13 @@ struct CallGuard<'a> {
     instance: &'a Instance,
     entry: &'a BidderEntry,
     done: bool,
+    excused: &'a AtomicBool,
 }
 
 impl Drop for CallGuard<'_> {
     fn drop(&mut self) {
         self.instance.in_flight.fetch_sub(1, Ordering::Relaxed);
-        if !self.done {
+        if !self.done && !self.excused.load(Ordering::Relaxed) {
             self.instance.record(self.entry, false);
         }
     }
@@ -415,7 +525,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// A per-thread xorshift generator: instance choice needs speed, not quality,
 /// and a shared generator would be a point of contention.
-fn fast_rand() -> u64 {
+pub(crate) fn fast_rand() -> u64 {
     /// Seeds differ per thread; the odd constant spreads consecutive seeds.
     static SEED: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
     thread_local! {

@@ -93,6 +93,12 @@ struct BidderKindLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BidderReasonLabel {
+    bidder: String,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabel {
     outcome: &'static str,
 }
@@ -141,6 +147,13 @@ pub struct BidderMetrics {
     /// Auctions that left the bidder out (circuit open, concurrency or QPS
     /// limit): `rtb_bidder_errors_total{kind="not_called"}`.
     pub skipped: Counter,
+    /// Calls the auction stopped waiting for before the deadline because
+    /// the bidder is secondary and every primary had answered:
+    /// `rtb_bidder_not_awaited_total{reason="secondary"}`.
+    pub not_awaited_secondary: Counter,
+    /// Calls the adaptive wait gave up on as unlikely to answer in time:
+    /// `rtb_bidder_not_awaited_total{reason="unlikely"}`.
+    pub not_awaited_unlikely: Counter,
     /// Response time, timeouts recorded at the deadline (seconds).
     pub histogram: Histogram,
     /// HDR series of the same.
@@ -197,6 +210,7 @@ struct BidderFamilies {
     no_bids: Family<BidderLabel, Counter>,
     timeouts: Family<BidderLabel, Counter>,
     errors: Family<BidderKindLabel, Counter>,
+    not_awaited: Family<BidderReasonLabel, Counter>,
 }
 
 /// A histogram family whose members all use the configured buckets (in
@@ -336,6 +350,12 @@ impl Metrics {
             "Bidder calls that failed, by kind (invalid answer or transport error)",
             errors_f.clone(),
         );
+        let not_awaited_f = Family::<BidderReasonLabel, Counter>::default();
+        registry.register(
+            "bidder_not_awaited",
+            "Bidder calls the auction stopped waiting for before the deadline, by reason (secondary: every primary had answered; unlikely: the adaptive wait)",
+            not_awaited_f.clone(),
+        );
         let families = BidderFamilies {
             histogram: bidder_hist,
             requests: req_f,
@@ -344,6 +364,7 @@ impl Metrics {
             no_bids: nobid_f,
             timeouts: timeout_f,
             errors: errors_f,
+            not_awaited: not_awaited_f,
         };
         let m = Self {
             registry,
@@ -388,6 +409,14 @@ impl Metrics {
                 })
                 .clone()
         };
+        let not_awaited = |reason| {
+            f.not_awaited
+                .get_or_create(&BidderReasonLabel {
+                    bidder: name.to_owned(),
+                    reason,
+                })
+                .clone()
+        };
         let m = Arc::new(BidderMetrics {
             name: name.to_owned(),
             requests: f.requests.get_or_create(&l).clone(),
@@ -398,6 +427,8 @@ impl Metrics {
             invalid: kind("invalid"),
             transport_errors: kind("transport"),
             skipped: kind("not_called"),
+            not_awaited_secondary: not_awaited("secondary"),
+            not_awaited_unlikely: not_awaited("unlikely"),
             histogram: f.histogram.get_or_create(&l).clone(),
             series: Series::new(),
         });
