@@ -148,12 +148,20 @@ pub async fn run(
             config.timeout,
         );
         tasks.spawn(async move {
-            let outcome = match tokio::time::timeout(timeout, client.send(uri, body)).await {
-                Ok(Ok(status)) => Outcome::Status(status),
-                Ok(Err(_)) => Outcome::Error,
-                Err(_) => Outcome::Timeout,
-            };
+            let (outcome, answer) =
+                match tokio::time::timeout(timeout, client.send(uri, body)).await {
+                    Ok(Ok((status, answer))) => (Outcome::Status(status), Some(answer)),
+                    Ok(Err(_)) => (Outcome::Error, None),
+                    Err(_) => (Outcome::Timeout, None),
+                };
             let latency = Instant::now().saturating_duration_since(at);
+            // What was sold, read after the latency is taken.
+            let mut sold = crate::stats::Sold::default();
+            if outcome == Outcome::Status(200) {
+                if let Some(a) = &answer {
+                    sold.add_response(a);
+                }
+            }
             if !matches!(outcome, Outcome::Status(200 | 204)) {
                 live.failed.fetch_add(1, Ordering::Relaxed);
             }
@@ -162,6 +170,8 @@ pub async fn run(
             // counts are still worth keeping.
             let mut r = recorder.lock().unwrap_or_else(|e| e.into_inner());
             r.record(offset, latency, outcome);
+            r.sold.imps += sold.imps;
+            r.sold.revenue_micros += sold.revenue_micros;
         });
         // Reap finished tasks so the set does not grow with the run length.
         while tasks.try_join_next().is_some() {}
@@ -211,7 +221,8 @@ impl HttpClient {
         }
     }
 
-    async fn send(&self, uri: Uri, body: Bytes) -> anyhow::Result<u16> {
+    /// Sends one request; the status and the answer's body.
+    async fn send(&self, uri: Uri, body: Bytes) -> anyhow::Result<(u16, Bytes)> {
         let mut req = Request::post(uri).body(Full::new(body))?;
         req.headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -227,8 +238,8 @@ impl HttpClient {
         };
         let status = resp.status().as_u16();
         // Latency is to the last byte of the answer, as a publisher sees it.
-        resp.into_body().collect().await?;
-        Ok(status)
+        let answer = resp.into_body().collect().await?.to_bytes();
+        Ok((status, answer))
     }
 }
 

@@ -126,6 +126,10 @@ pub fn run_local(opts: &Options) -> anyhow::Result<Outcome> {
     let ledger = (config.kafka.enabled && config.ledger.runs_embedded(&config.kafka))
         .then(|| config.ledger.clone());
     config.listen = ([127, 0, 0, 1], 0).into();
+    // A config file's own setting stands unless the command line says.
+    if scenario.exchange.config.is_none() || opts.overrides.adaptive_wait.is_some() {
+        config.auction.adaptive_wait.enabled = scenario.exchange.adaptive_wait;
+    }
     // The dedicated runtime blocks while starting and stopping, so both happen
     // outside the load generator's runtime.
     let server = if opts.baseline {
@@ -252,7 +256,10 @@ async fn start_bidders(s: &Scenario) -> anyhow::Result<(Vec<BidderHandle>, Vec<B
             endpoints.push(format!("{}/openrtb2/bid", handle.url()));
             handles.push(handle);
         }
-        entries.push(BidderEntry::new(b.name.clone(), endpoints, Protocol::H2c));
+        let mut entry = BidderEntry::new(b.name.clone(), endpoints, Protocol::H2c);
+        entry.tmax_deduction_ms = b.tmax_deduction_ms;
+        entry.secondary = b.secondary;
+        entries.push(entry);
     }
     Ok((handles, entries))
 }

@@ -91,6 +91,9 @@ struct RunArgs {
     /// Replace the number of HTTP/2 connections.
     #[arg(long)]
     connections: Option<usize>,
+    /// perf local only: the exchange's adaptive wait on (true) or off (false).
+    #[arg(long)]
+    adaptive_wait: Option<bool>,
     /// Output directory (default perf/out/<scenario>-<timestamp>).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -112,6 +115,7 @@ impl RunArgs {
                 duration_s: self.duration,
                 protocol: self.protocol,
                 connections: self.connections,
+                adaptive_wait: self.adaptive_wait,
             },
             out: self.out.clone(),
             print: true,

@@ -9,7 +9,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::load::LoadResult;
-use crate::stats::{hgrm, us_to_ms, StatusCounts};
+use crate::stats::{hgrm, us_to_ms, Sold, StatusCounts};
 
 /// Latency summary in milliseconds, measured from intended send times.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -126,6 +126,9 @@ pub struct Report {
     pub max_send_lag_ms: f64,
     /// Outcome counts.
     pub status: StatusCounts,
+    /// Impressions sold and revenue, from the 200 answers.
+    #[serde(default)]
+    pub sold: Sold,
     /// Latency summary over the whole run.
     pub latency_ms: Percentiles,
     /// Latency over time, one entry per second of run time.
@@ -224,6 +227,7 @@ impl Report {
             elapsed_s: result.elapsed.as_secs_f64(),
             max_send_lag_ms: result.max_send_lag.as_secs_f64() * 1000.0,
             status: result.recorder.counts,
+            sold: result.recorder.sold,
             latency_ms: latency,
             per_second,
             within_goal_share: info.goal_p99_ms.filter(|_| result.sent > 0).map(|g| {
@@ -265,6 +269,12 @@ impl Report {
             o,
             "status       200: {}  204: {}  503 shed: {}  4xx: {}  5xx: {}  other: {}  timeout: {}  error: {}",
             s.ok_200, s.no_bid_204, s.shed_503, s.client_4xx, s.server_5xx, s.other_status, s.timeouts, s.errors
+        );
+        let _ = writeln!(
+            o,
+            "sold         {} imps for {:.6} (sum of clearing prices, CPM)",
+            self.sold.imps,
+            self.sold.revenue_micros as f64 / 1e6
         );
         let _ = writeln!(
             o,

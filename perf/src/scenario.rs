@@ -150,6 +150,9 @@ pub struct ExchangeSection {
     /// ledger, budgets) and report the ledger's debits. `false` measures the
     /// auction path alone, as the saturation benchmark does.
     pub events: bool,
+    /// `auction.adaptive_wait.enabled` of the exchange (default on, as the
+    /// exchange's own default); `perf local --adaptive-wait` overrides it.
+    pub adaptive_wait: bool,
 }
 
 impl Default for ExchangeSection {
@@ -159,6 +162,7 @@ impl Default for ExchangeSection {
             config: None,
             path: "/openrtb2/auction".to_owned(),
             events: true,
+            adaptive_wait: true,
         }
     }
 }
@@ -178,7 +182,8 @@ pub struct BidderSection {
     /// Share of imps bid on (0..=1).
     #[serde(default = "default_bid_rate")]
     pub bid_rate: f64,
-    /// `none`, `fixed:MS`, `uniform:MIN:MAX` or `lognormal:MEDIAN_MS:SIGMA`.
+    /// `none`, `fixed:MS`, `uniform:MIN:MAX`, `lognormal:MEDIAN_MS:SIGMA` or
+    /// `bimodal:FAST_MS:LATE_MS:P_LATE`.
     #[serde(default = "default_latency")]
     pub latency: String,
     /// `hang`, `http500`, `malformed`, `wrong-impid`, `trickle` or `oversized`.
@@ -187,6 +192,12 @@ pub struct BidderSection {
     /// Instances (endpoints) of this bidder.
     #[serde(default = "default_instances")]
     pub instances: usize,
+    /// The exchange's `tmax_deduction_ms` for this bidder.
+    #[serde(default)]
+    pub tmax_deduction_ms: u32,
+    /// The exchange's `secondary` for this bidder.
+    #[serde(default)]
+    pub secondary: bool,
 }
 
 fn default_price() -> f64 {
@@ -216,6 +227,8 @@ pub struct Overrides {
     pub protocol: Option<HttpVersion>,
     /// Replace the HTTP/2 connection count.
     pub connections: Option<usize>,
+    /// Replace `exchange.adaptive_wait`.
+    pub adaptive_wait: Option<bool>,
 }
 
 impl Scenario {
@@ -364,6 +377,9 @@ impl Scenario {
         }
         if let Some(c) = o.connections {
             self.load.connections = c;
+        }
+        if let Some(a) = o.adaptive_wait {
+            self.exchange.adaptive_wait = a;
         }
         self.validate()
     }

@@ -108,6 +108,47 @@ pub struct Recorder {
     pub per_second: Vec<Histogram<u64>>,
     /// Outcome counts.
     pub counts: StatusCounts,
+    /// What the 200 answers sold.
+    pub sold: Sold,
+}
+
+/// Impressions sold and what they were sold for, from the 200 answers'
+/// winning bids (`price` is the clearing price the publisher is charged).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sold {
+    /// Winning bids (impressions sold).
+    pub imps: u64,
+    /// Sum of their clearing prices, micros of CPM.
+    pub revenue_micros: u64,
+}
+
+impl Sold {
+    /// Adds the winning bids of one BidResponse body; a body that is not
+    /// one adds nothing.
+    pub fn add_response(&mut self, body: &[u8]) {
+        #[derive(Deserialize)]
+        struct Resp {
+            #[serde(default)]
+            seatbid: Vec<SeatBid>,
+        }
+        #[derive(Deserialize)]
+        struct SeatBid {
+            #[serde(default)]
+            bid: Vec<Bid>,
+        }
+        #[derive(Deserialize)]
+        struct Bid {
+            price: f64,
+        }
+        let Ok(r) = serde_json::from_slice::<Resp>(body) else {
+            return;
+        };
+        for b in r.seatbid.iter().flat_map(|s| &s.bid) {
+            self.imps += 1;
+            // Prices carry at most 6 decimals: rounding to micros is exact.
+            self.revenue_micros += (b.price.max(0.0) * 1e6).round() as u64;
+        }
+    }
 }
 
 impl Default for Recorder {
@@ -123,6 +164,7 @@ impl Recorder {
             all: new_histogram(),
             per_second: Vec::new(),
             counts: StatusCounts::default(),
+            sold: Sold::default(),
         }
     }
 
@@ -157,6 +199,8 @@ impl Recorder {
             let _ = mine.add(theirs);
         }
         self.counts.add(&other.counts);
+        self.sold.imps += other.sold.imps;
+        self.sold.revenue_micros += other.sold.revenue_micros;
     }
 }
 
