@@ -138,13 +138,9 @@ async fn auctions(ex: &rtb_exchange::server::RunningExchange, tag: &str, n: usiz
     out
 }
 
-/// The adaptive wait against a bidder that answers in 2 ms, or else after
-/// the deadline (half of its calls): once it has samples, the auction stops
-/// waiting for it just after its fast answers (502, "unlikely to answer in
-/// time") instead of to the deadline (101), and every fast answer still
-/// counts. Switched off, it is waited for to the deadline every time.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_adaptive_wait_stops_waiting_for_an_answer_unlikely_to_come_in_time() {
+/// "steady" (at once, bids 1.0) and "flaky" (2 ms, else 400 ms, past any
+/// deadline here, half of the time; bids 2.0, so it wins when in time).
+async fn steady_and_flaky(seed: u64) -> (rtb_bidder::BidderHandle, rtb_bidder::BidderHandle) {
     let steady = bidder("steady", 1.0, |_| {}).await;
     let flaky = bidder("flaky", 2.0, |c| {
         c.latency = Latency::Bimodal {
@@ -152,9 +148,20 @@ async fn the_adaptive_wait_stops_waiting_for_an_answer_unlikely_to_come_in_time(
             late: Duration::from_millis(400),
             p_late: 0.5,
         };
-        c.seed = Some(7);
+        c.seed = Some(seed);
     })
     .await;
+    (steady, flaky)
+}
+
+/// The adaptive wait against a bidder that answers in 2 ms, or else after
+/// the deadline (half of its calls): once it has samples, the auction stops
+/// waiting for it just after its fast answers (502, "unlikely to answer in
+/// time") instead of to the deadline (101), and every fast answer still
+/// counts. Switched off, it is waited for to the deadline every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_adaptive_wait_stops_waiting_for_an_answer_unlikely_to_come_in_time() {
+    let (steady, flaky) = steady_and_flaky(7).await;
     let run = |enabled: bool| {
         let (steady, flaky) = (&steady, &flaky);
         async move {
@@ -229,16 +236,7 @@ async fn the_adaptive_wait_stops_waiting_for_an_answer_unlikely_to_come_in_time(
 /// latency), and then none of its in-time answers is cut.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_adaptive_wait_follows_a_bidder_whose_latency_changes() {
-    let steady = bidder("steady", 1.0, |_| {}).await;
-    let flaky = bidder("flaky", 2.0, |c| {
-        c.latency = Latency::Bimodal {
-            fast: Duration::from_millis(2),
-            late: Duration::from_millis(400),
-            p_late: 0.5,
-        };
-        c.seed = Some(11);
-    })
-    .await;
+    let (steady, flaky) = steady_and_flaky(11).await;
     let ex = exchange(&[("steady", &steady), ("flaky", &flaky)], |c| {
         let w = &mut c.auction.adaptive_wait;
         w.min_samples = 40;
