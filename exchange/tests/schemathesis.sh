@@ -58,12 +58,16 @@ curl -fsS -H "Authorization: Bearer $token" "$admin/v1/openapi.json" -o "$work/o
 # be accepted, but registration also depends on things a JSON Schema cannot
 # say (URL syntax and scheme per protocol, the network allow-list, name
 # uniqueness: 400 and 409 are the documented answers there).
+# ensure_resource_availability (ST302, schemathesis 4's stateful phase) is
+# left out too: it follows POST /v1/bidders to GET /v1/bidders/{name}/budget
+# and expects the new bidder's budget to exist, but budgets are optional and
+# set with PUT; a bidder without one is the documented 404 "no budget".
 set +e
 schemathesis run "$work/openapi.json" \
   --url "$admin" \
   --header "Authorization: Bearer $token" \
   --checks all \
-  --exclude-checks positive_data_acceptance \
+  --exclude-checks positive_data_acceptance,ensure_resource_availability \
   --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-60}" \
   --seed 20261123 \
   --generation-database none \
