@@ -246,27 +246,21 @@ impl Exchange {
         }
         // Bidders get the publisher's own bytes (decompressed), not the typed
         // model re-encoded: fields the model does not know survive. The one
-        // field the exchange sets is the top-level `tmax` (see `patch_tmax`).
-        // The patch is a linear scan, far cheaper than the decode, but for a
-        // body of HEAVY_BYTES or more it still runs off the worker: at the
-        // size limits operators allow (megabytes of imps) it would otherwise
-        // hold up the auctions queued on this worker for milliseconds, and
-        // such a body already paid for the hand-over once (see settle).
+        // field the exchange sets is the top-level `tmax` (see `patched`).
         let encode_started = Instant::now();
-        let mut out = Vec::with_capacity(body.len() + PATCH_HEADROOM);
-        let patched = settle::off_worker(body.len() >= settle::HEAVY_BYTES, || {
-            patch_tmax(body, tmax_for_bidders, &mut out)
-        });
-        if let Err(e) = patched {
-            // Unreachable: `decode_request` accepts only one JSON object
-            // (structs are never read from arrays). Refused rather than
-            // guessed at, should the decoder and the patcher ever disagree.
-            tracing::warn!(error = %e, "a decoded request could not be patched");
-            return (
-                Reply::BadRequest(format!("body: cannot be forwarded: {e}")),
-                None,
-            );
-        }
+        let out = match patched(body, tmax_for_bidders) {
+            Ok(out) => out,
+            Err(e) => {
+                // Unreachable: `decode_request` accepts only one JSON object
+                // (structs are never read from arrays). Refused rather than
+                // guessed at, should the decoder and the patcher ever disagree.
+                tracing::warn!(error = %e, "a decoded request could not be patched");
+                return (
+                    Reply::BadRequest(format!("body: cannot be forwarded: {e}")),
+                    None,
+                );
+            }
+        };
         let request_encode = encode_started.elapsed();
         // Admission never waits: a bidder that cannot take the call now is
         // a seat-non-bid, and its permit-holding peers are unaffected.
@@ -317,10 +311,11 @@ impl Exchange {
         let fan_deadline = deadline - slack;
         let plan = self.plan(
             &who.called,
-            Bytes::from(out),
+            out,
             body,
             tmax_for_bidders,
-            fan_deadline.saturating_duration_since(fanout_started),
+            fanout_started,
+            fan_deadline,
         );
         let answers = fan_out(
             &who.called,
@@ -363,9 +358,6 @@ impl Exchange {
         (reply, Some(arrival + budget))
     }
 
-    /// Decodes the answers, runs the auction, awards its wins (only before
-    /// `deadline`, see [`settle::award`]) and builds the reply; also returns
-    /// the time spent encoding the response.
     /// Each called bidder's body and wait. A bidder with a
     /// `tmax_deduction_ms` gets `original` patched to its own smaller tmax
     /// (one patch per distinct deduction); a secondary bidder is not waited
@@ -378,11 +370,12 @@ impl Exchange {
         body: Bytes,
         original: &[u8],
         tmax_for_bidders: u32,
-        wait_for: Duration,
+        started: Instant,
+        deadline: Instant,
     ) -> Plan {
         let adaptive = &self.config.auction.adaptive_wait;
         let explore = adaptive.enabled && patience::explore(adaptive);
-        let started = Instant::now();
+        let wait_for = deadline.saturating_duration_since(started);
         let now_ms = crate::fanout::health::now_ms();
         let mut limited = false;
         // Deduction → its body; empty (no allocation) without deductions.
@@ -397,8 +390,10 @@ impl Exchange {
                     own.clone()
                 } else {
                     // The bidder was skipped unless some time is left.
+                    // The same bytes were patched once already: a failure
+                    // is not reached; the common body is the fallback.
                     let own = patched(original, tmax_for_bidders.saturating_sub(cut))
-                        .unwrap_or_else(|| body.clone());
+                        .unwrap_or_else(|_| body.clone());
                     deducted.push((cut, own.clone()));
                     own
                 };
@@ -425,6 +420,9 @@ impl Exchange {
         }
     }
 
+    /// Decodes the answers, runs the auction, awards its wins (only before
+    /// `deadline`, see [`settle::award`]) and builds the reply; also returns
+    /// the time spent encoding the response.
     fn settle(
         &self,
         request: &BidRequest,
@@ -586,16 +584,18 @@ struct Plan {
     record: bool,
 }
 
-/// `original` with its top-level `tmax` set to `tmax`; off the worker for a
-/// heavy body, as the first patch was. `None` if it cannot be patched
-/// (not reached: the same body was patched once already).
-fn patched(original: &[u8], tmax: u32) -> Option<Bytes> {
+/// `original` with its top-level `tmax` set to `tmax` (see `patch_tmax`),
+/// in one buffer. The patch is a linear scan, far cheaper than the decode,
+/// but for a body of HEAVY_BYTES or more it still runs off the worker: at
+/// the size limits operators allow (megabytes of imps) it would otherwise
+/// hold up the auctions queued on this worker for milliseconds, and such a
+/// body already paid for the hand-over once (see settle).
+fn patched(original: &[u8], tmax: u32) -> Result<Bytes, rtb_proto::PatchError> {
     let mut out = Vec::with_capacity(original.len() + PATCH_HEADROOM);
     settle::off_worker(original.len() >= settle::HEAVY_BYTES, || {
         patch_tmax(original, tmax, &mut out)
-    })
-    .ok()?;
-    Some(Bytes::from(out))
+    })?;
+    Ok(Bytes::from(out))
 }
 
 /// Feeds a fan-out that waited for every primary bidder to the deadline
@@ -624,26 +624,22 @@ fn record_patience(called: &[Arc<Bidder>], answers: &[Answer], cfg: &crate::conf
 fn record_answer(bidder: &Bidder, d: &Decoded) {
     let m = bidder.metrics();
     m.requests.inc();
-    if let BidderStatus::NotAwaited(why) = d.status {
-        // Not the bidder's latency nor its health: the auction moved on.
-        match why {
-            NotAwaited::Secondary => m.not_awaited_secondary.inc(),
-            NotAwaited::Unlikely => m.not_awaited_unlikely.inc(),
-        };
-        return;
-    }
-    m.histogram.observe(d.latency.as_secs_f64());
-    m.series.record(d.latency);
     let counter = match d.status {
         BidderStatus::Bids(_) => &m.bids,
         BidderStatus::NoBid => &m.no_bids,
         BidderStatus::Timeout => &m.timeouts,
         BidderStatus::Invalid(_) => &m.invalid,
-        BidderStatus::Error(_) | BidderStatus::Skipped(_) | BidderStatus::NotAwaited(_) => {
-            &m.transport_errors
-        }
+        BidderStatus::Error(_) | BidderStatus::Skipped(_) => &m.transport_errors,
+        BidderStatus::NotAwaited(NotAwaited::Secondary) => &m.not_awaited_secondary,
+        BidderStatus::NotAwaited(NotAwaited::Unlikely) => &m.not_awaited_unlikely,
     };
     counter.inc();
+    if matches!(d.status, BidderStatus::NotAwaited(_)) {
+        // Not the bidder's latency nor its health: the auction moved on.
+        return;
+    }
+    m.histogram.observe(d.latency.as_secs_f64());
+    m.series.record(d.latency);
     let timeout = matches!(d.status, BidderStatus::Timeout);
     bidder
         .health()

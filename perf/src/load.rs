@@ -170,8 +170,7 @@ pub async fn run(
             // counts are still worth keeping.
             let mut r = recorder.lock().unwrap_or_else(|e| e.into_inner());
             r.record(offset, latency, outcome);
-            r.sold.imps += sold.imps;
-            r.sold.revenue_micros += sold.revenue_micros;
+            r.sold.add(sold);
         });
         // Reap finished tasks so the set does not grow with the run length.
         while tasks.try_join_next().is_some() {}

@@ -123,6 +123,12 @@ pub struct Sold {
 }
 
 impl Sold {
+    /// Adds another count to this one.
+    pub fn add(&mut self, other: Sold) {
+        self.imps += other.imps;
+        self.revenue_micros += other.revenue_micros;
+    }
+
     /// Adds the winning bids of one BidResponse body; a body that is not
     /// one adds nothing.
     pub fn add_response(&mut self, body: &[u8]) {
@@ -199,8 +205,7 @@ impl Recorder {
             let _ = mine.add(theirs);
         }
         self.counts.add(&other.counts);
-        self.sold.imps += other.sold.imps;
-        self.sold.revenue_micros += other.sold.revenue_micros;
+        self.sold.add(other.sold);
     }
 }
 

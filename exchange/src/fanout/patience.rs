@@ -155,14 +155,6 @@ impl Patience {
         let answered = |i| count(|w| &w.answered, i);
         let censored = |i| count(|w| &w.censored, i);
         let d = bucket(deadline);
-        // Totals first: enough samples at all?
-        let mut total = 0;
-        for i in 0..BUCKETS {
-            total += answered(i) + censored(i);
-        }
-        if total < u64::from(cfg.min_samples) {
-            return None;
-        }
         // Downward from the deadline: `out` = calls known to be still out
         // past bucket t (answered later, or censored later); `in_time` =
         // of those, the ones that answered by the deadline. The smallest t
@@ -182,6 +174,11 @@ impl Patience {
             if out >= MIN_OUT && in_time * 1_000_000 <= allowed_ppm * out {
                 earliest = Some(t);
             }
+        }
+        // `out` now holds every bucket but the first: with it, the total,
+        // and too few samples decide nothing (one pass over the buckets).
+        if out + answered(0) + censored(0) < u64::from(cfg.min_samples) {
+            return None;
         }
         // Giving up during bucket t means once t + 1 ms have passed.
         earliest.map(|t| Duration::from_millis(t as u64 + 1))
