@@ -82,9 +82,16 @@ async fn a_secondary_bidder_is_not_waited_for_once_the_primaries_answered() {
         );
     }
     // Called every time: not waiting for it is neither a timeout nor a
-    // failure, so its circuit (5 failures) stays closed.
-    assert_eq!(slow.stats().requests, 8);
+    // failure, so its circuit (5 failures) stays closed (a skipped bidder
+    // would be a 500 above). Counted on the exchange's side: a call
+    // cancelled as soon as the primary answered may be reset before the
+    // bidder has read it, so the bidder's own count can be lower.
     let m = metrics(&ex).await;
+    assert!(
+        m.contains(r#"rtb_bidder_requests_total{bidder="slow"} 8"#),
+        "{m}"
+    );
+    assert!(slow.stats().requests <= 8);
     assert!(
         m.contains(r#"rtb_bidder_not_awaited_total{bidder="slow",reason="secondary"} 8"#),
         "{m}"

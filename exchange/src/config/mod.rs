@@ -690,6 +690,18 @@ protocol = "h2c"
                 ),
                 "auction.max_bids_per_response",
             ),
+            (
+                format!("{SAMPLE}\n[auction.adaptive_wait]\nquantile = 1.0\n"),
+                "auction.adaptive_wait.quantile",
+            ),
+            (
+                format!("{SAMPLE}\n[auction.adaptive_wait]\nexplore = 0.0\n"),
+                "auction.adaptive_wait.explore",
+            ),
+            (
+                format!("{SAMPLE}\n[auction.adaptive_wait]\nwindow_ms = 0\n"),
+                "auction.adaptive_wait.window_ms",
+            ),
         ];
         for (text, key) in cases {
             let err = Config::from_toml_str(&text).unwrap_err().to_string();
@@ -714,6 +726,10 @@ protocol = "h2c"
             (
                 "[[bidders]]\nname = \"a\"\nendpoints = [\"http://x\"]\ncircuit = { cooldown_ms = 0 }\n",
                 "bidders[0].circuit.cooldown_ms",
+            ),
+            (
+                "[[bidders]]\nname = \"a\"\nendpoints = [\"http://x\"]\ntmax_deduction_ms = 60001\n",
+                "bidders[0].tmax_deduction_ms",
             ),
         ];
         for (text, key) in cases {
