@@ -105,6 +105,7 @@ async fn counters_histograms_and_percentiles_reflect_real_auctions() {
         "auction",
         "encode",
         "overhead",
+        "queue",
     ] {
         let s = &v["stages"][stage]["last_1m"];
         for key in [

@@ -308,6 +308,7 @@ impl Report {
                 "decode",
                 "auction",
                 "encode",
+                "queue",
             ] {
                 let st = &stages[name]["last_5m"];
                 if st.is_object() {

@@ -191,6 +191,15 @@ pub struct ServerConfig {
     pub pace_refusals: bool,
     /// See `pace_refusals`; 0 = 4,000 per CPU core.
     pub max_refusals_per_sec: u64,
+    /// Cut the admission limit when an admitted auction waited longer than
+    /// this for a worker of the auction runtime (checked per 50 ms window:
+    /// one cut per window with such a wait, and no growth until a window
+    /// without one). Why: an auction that queues for a worker also wakes
+    /// late from its fan-out timer, so the queue is the earliest sign that
+    /// the limit lets in more than the CPU finishes by the deadline; late
+    /// answers come only after the harm. 0 (the default) disables it; see
+    /// perf/RESULTS.md for what it costs and gains.
+    pub max_queue_delay_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -218,6 +227,11 @@ impl Default for ServerConfig {
             auction_threads: 0,
             pace_refusals: true,
             max_refusals_per_sec: 0,
+            // Off: on the 2-vCPU rig (perf/RESULTS.md, "The auction
+            // runtime's queue") a 5 ms target cut the tail past saturation
+            // but shed more than half of a load that was answered in time.
+            // 5 (half the default response margin) is the value measured.
+            max_queue_delay_ms: 0,
         }
     }
 }

@@ -50,17 +50,22 @@ pub enum Stage {
     /// The exchange's own share of an auction: arrival to response built,
     /// minus the fan-out wait (the slowest in-time bidder, or the deadline).
     Overhead,
+    /// Admission to the auction's first run on the auction runtime: how
+    /// long an admitted auction waited for a worker (the admission limit's
+    /// queue signal, `server.max_queue_delay_ms`).
+    Queue,
 }
 
 impl Stage {
     /// All stages, in report order.
-    pub const ALL: [Stage; 6] = [
+    pub const ALL: [Stage; 7] = [
         Stage::EndToEnd,
         Stage::Decode,
         Stage::FanoutWait,
         Stage::Auction,
         Stage::Encode,
         Stage::Overhead,
+        Stage::Queue,
     ];
 
     /// Label value.
@@ -72,6 +77,7 @@ impl Stage {
             Stage::Auction => "auction",
             Stage::Encode => "encode",
             Stage::Overhead => "overhead",
+            Stage::Queue => "queue",
         }
     }
 }

@@ -189,10 +189,24 @@ mod tests {
 /// finds permits in use takes them as they come back), so admission stays
 /// one `try_acquire` in tower's concurrency layer, refused at once by the
 /// shedding layer.
+///
+/// Late answers are a late signal: by the time one comes in, every auction
+/// admitted with it has run late too. The earlier one is the auction
+/// runtime's queue ([`Capacity::started`]): each admitted auction reports
+/// how long it waited for a worker, and when the longest wait of a
+/// [`QUEUE_WINDOW`] is above `server.max_queue_delay_ms`, the limit is cut
+/// the same way, and it does not grow again until a window passes with no
+/// wait above it. The longest wait, not CoDel's shortest: an auction that
+/// waits for a worker also wakes late from its fan-out timer, and what must
+/// hold is every auction's deadline, so one burst that delays a few of them
+/// is already the harm (measured: with the shortest wait as the test, bursts
+/// of 15-20 ms waits went on at 2-5 ms shortest waits).
 #[derive(Debug)]
 pub struct Capacity {
     slots: Arc<Semaphore>,
     max: usize,
+    /// Standing-queue threshold; zero disables the queue signal.
+    queue_target: Duration,
     state: std::sync::Mutex<CapacityState>,
     gauge: prometheus_client::metrics::gauge::Gauge,
 }
@@ -205,6 +219,13 @@ struct CapacityState {
     /// Answers in time since the last raise.
     credit: usize,
     last_cut: Option<Instant>,
+    /// Start of the queue signal's current window.
+    window_start: Option<Instant>,
+    /// Longest queue wait in the current window.
+    window_max: Duration,
+    /// The last window closed with a wait above the target: no growth
+    /// meanwhile.
+    queued: bool,
 }
 
 /// The fewest auctions the limit lets in: with a bidder that hangs, each
@@ -218,20 +239,33 @@ const START_LIMIT: usize = 256;
 /// One cut per burst of late answers: the auctions that were already in
 /// flight when the first one came in late finish late too.
 const CUT_EVERY: Duration = Duration::from_millis(20);
+/// The queue signal's window: at most one cut per window, and a tmax of
+/// about 100 ms sees two windows, so a queue is cut within one auction.
+pub const QUEUE_WINDOW: Duration = Duration::from_millis(50);
 
 impl Capacity {
-    /// A limit of at most `max` (`server.max_in_flight`), shown on `gauge`.
-    pub fn new(max: usize, gauge: prometheus_client::metrics::gauge::Gauge) -> Arc<Self> {
+    /// A limit of at most `max` (`server.max_in_flight`), shown on `gauge`,
+    /// cut also while admitted auctions queue longer than `queue_target`
+    /// (`server.max_queue_delay_ms`; zero: never).
+    pub fn new(
+        max: usize,
+        queue_target: Duration,
+        gauge: prometheus_client::metrics::gauge::Gauge,
+    ) -> Arc<Self> {
         let start = START_LIMIT.min(max);
         gauge.set(start as i64);
         Arc::new(Self {
             slots: Arc::new(Semaphore::new(start)),
             max,
+            queue_target,
             state: std::sync::Mutex::new(CapacityState {
                 limit: start,
                 debt: 0,
                 credit: 0,
                 last_cut: None,
+                window_start: None,
+                window_max: Duration::ZERO,
+                queued: false,
             }),
             gauge,
         })
@@ -262,18 +296,10 @@ impl Capacity {
     pub fn report(&self, late: bool) {
         let mut s = self.state();
         if late {
-            let now = Instant::now();
-            if s.last_cut
-                .is_some_and(|t| now.duration_since(t) < CUT_EVERY)
-            {
+            if !self.cut(&mut s, Instant::now()) {
                 return;
             }
-            s.last_cut = Some(now);
-            let new = (s.limit * 3 / 4).max(MIN_LIMIT.min(self.max));
-            s.debt += s.limit - new;
-            s.limit = new;
-            s.credit = 0;
-        } else if s.limit < self.max {
+        } else if s.limit < self.max && !s.queued {
             s.credit += 1;
             if s.credit >= (s.limit / 8).max(1) {
                 s.credit = 0;
@@ -285,7 +311,54 @@ impl Capacity {
                 }
             }
         }
-        // Permits returned since the last report pay the debt.
+        self.settle(&mut s);
+    }
+
+    /// An admitted auction started running after waiting `queued` for a
+    /// worker. Closes the queue signal's window when it is over: a window
+    /// whose longest wait (this one included) was above the target cuts
+    /// the limit.
+    pub fn started(&self, queued: Duration) {
+        if self.queue_target.is_zero() {
+            return;
+        }
+        let now = Instant::now();
+        let mut s = self.state();
+        s.window_max = s.window_max.max(queued);
+        match s.window_start {
+            Some(t) if now.duration_since(t) < QUEUE_WINDOW => return,
+            Some(_) => {
+                s.queued = s.window_max > self.queue_target;
+                if s.queued {
+                    self.cut(&mut s, now);
+                }
+                s.window_max = Duration::ZERO;
+            }
+            None => {}
+        }
+        s.window_start = Some(now);
+        self.settle(&mut s);
+    }
+
+    /// Cuts the limit by a quarter, unless it was cut less than
+    /// [`CUT_EVERY`] ago; true when it was cut.
+    fn cut(&self, s: &mut CapacityState, now: Instant) -> bool {
+        if s.last_cut
+            .is_some_and(|t| now.duration_since(t) < CUT_EVERY)
+        {
+            return false;
+        }
+        s.last_cut = Some(now);
+        let new = (s.limit * 3 / 4).max(MIN_LIMIT.min(self.max));
+        s.debt += s.limit - new;
+        s.limit = new;
+        s.credit = 0;
+        true
+    }
+
+    /// Permits returned since the last call pay the debt; the gauge shows
+    /// the limit.
+    fn settle(&self, s: &mut CapacityState) {
         let paid = self.slots.forget_permits(s.debt);
         s.debt -= paid;
         self.gauge.set(s.limit as i64);
@@ -298,7 +371,7 @@ mod capacity_tests {
 
     #[tokio::test]
     async fn late_answers_cut_the_limit_and_answers_in_time_raise_it() {
-        let c = Capacity::new(1000, Default::default());
+        let c = Capacity::new(1000, Duration::ZERO, Default::default());
         assert_eq!(c.limit(), 256);
         let held: Vec<_> = (0..200)
             .map(|_| c.slots().clone().try_acquire_owned().unwrap())
@@ -323,9 +396,55 @@ mod capacity_tests {
         assert_eq!(c.limit(), 144);
     }
 
+    /// A window in which one admitted auction waited longer than the
+    /// target for a worker cuts the limit and holds its growth; a window of
+    /// short waits does not.
+    #[test]
+    fn a_long_wait_for_a_worker_cuts_the_limit() {
+        let ms = Duration::from_millis;
+        let c = Capacity::new(1000, ms(5), Default::default());
+        let window = |waits: &[u64]| {
+            for &w in waits {
+                c.started(ms(w));
+            }
+        };
+        // Waits up to the target: no cut.
+        window(&[0, 5, 1, 0]);
+        std::thread::sleep(QUEUE_WINDOW);
+        window(&[1]);
+        assert_eq!(c.limit(), 256, "waits within the target");
+        // One wait of the window above 5 ms: cut when the window closes.
+        window(&[0, 9, 1]);
+        assert_eq!(c.limit(), 256, "cut only when the window closes");
+        std::thread::sleep(QUEUE_WINDOW);
+        window(&[0]);
+        assert_eq!(c.limit(), 192);
+        // Until a window closes with no long wait, answers in time do not raise it.
+        for _ in 0..100 {
+            c.report(false);
+        }
+        assert_eq!(c.limit(), 192);
+        // A window with no long wait lets it grow again.
+        window(&[0]);
+        std::thread::sleep(QUEUE_WINDOW);
+        window(&[0]);
+        for _ in 0..24 {
+            c.report(false);
+        }
+        assert_eq!(c.limit(), 193);
+        assert_eq!(c.slots().available_permits(), 193);
+        // Off: no cut, whatever the waits.
+        let off = Capacity::new(1000, Duration::ZERO, Default::default());
+        for _ in 0..10 {
+            off.started(ms(50));
+            std::thread::sleep(QUEUE_WINDOW);
+        }
+        assert_eq!(off.limit(), 256);
+    }
+
     #[test]
     fn the_limit_stays_between_its_floor_and_the_ceiling() {
-        let c = Capacity::new(20, Default::default());
+        let c = Capacity::new(20, Duration::ZERO, Default::default());
         assert_eq!(c.limit(), 20);
         for _ in 0..100 {
             c.report(false);

@@ -20,9 +20,11 @@
 //! 4. **concurrency** (tower's `GlobalConcurrencyLimit`): auction slots
 //!    shared by every connection, as many as the adaptive admission limit
 //!    ([`Capacity`]) allows: it falls by a quarter when auctions answer
-//!    late and grows back while they answer in time, up to
-//!    `server.max_in_flight`; so past saturation the excess is shed at
-//!    once instead of slowing every accepted auction past its deadline;
+//!    late, or while admitted auctions queue for a worker of the auction
+//!    runtime (`server.max_queue_delay_ms`), and grows back while they
+//!    answer in time, up to `server.max_in_flight`; so past saturation the
+//!    excess is shed at once instead of slowing every accepted auction past
+//!    its deadline;
 //! 5. the auction handler, which runs the auction on the auction runtime
 //!    (`auctions.rs`) and waits for it: only admitted auctions run there,
 //!    so the refusals above cannot delay their timers.
@@ -143,6 +145,7 @@ impl App {
         let server = &exchange.config.server;
         let capacity = Capacity::new(
             server.max_in_flight,
+            Duration::from_millis(server.max_queue_delay_ms),
             exchange.metrics().admission_limit.clone(),
         );
         let auctions = AuctionRuntime::start(server.auction_runtime, server.auction_threads)?;
@@ -215,7 +218,16 @@ fn build_stack(
             let arrival = arrived.arrival;
             let ex = exchange.clone();
             let slack = timers.iter().map(|t| t.timer_slack()).sum();
-            let work = async move { auction(&ex, arrived, slack).await };
+            let queued_at = Instant::now();
+            let queue = capacity.clone();
+            let work = async move {
+                // How long this admitted auction waited for a worker: the
+                // admission limit's earliest overload signal.
+                let queued = queued_at.elapsed();
+                queue.started(queued);
+                ex.metrics().stage(Stage::Queue, queued);
+                auction(&ex, arrived, slack).await
+            };
             let run = AuctionRuntime::run(auctions.clone(), work);
             let exchange = exchange.clone();
             let capacity = capacity.clone();
