@@ -205,7 +205,8 @@ mod tests {
 pub struct Capacity {
     slots: Arc<Semaphore>,
     max: usize,
-    /// Standing-queue threshold; zero disables the queue signal.
+    /// Longest wait for a worker a window may see without a cut
+    /// (`server.max_queue_delay_ms`); zero disables the queue signal.
     queue_target: Duration,
     state: std::sync::Mutex<CapacityState>,
     gauge: prometheus_client::metrics::gauge::Gauge,
@@ -224,8 +225,8 @@ struct CapacityState {
     /// Longest queue wait in the current window.
     window_max: Duration,
     /// The last window closed with a wait above the target: no growth
-    /// meanwhile.
-    queued: bool,
+    /// until one closes without.
+    hold_growth: bool,
 }
 
 /// The fewest auctions the limit lets in: with a bidder that hangs, each
@@ -245,8 +246,8 @@ pub const QUEUE_WINDOW: Duration = Duration::from_millis(50);
 
 impl Capacity {
     /// A limit of at most `max` (`server.max_in_flight`), shown on `gauge`,
-    /// cut also while admitted auctions queue longer than `queue_target`
-    /// (`server.max_queue_delay_ms`; zero: never).
+    /// cut also when an admitted auction waited longer than `queue_target`
+    /// for a worker (`server.max_queue_delay_ms`; zero: never).
     pub fn new(
         max: usize,
         queue_target: Duration,
@@ -265,7 +266,7 @@ impl Capacity {
                 last_cut: None,
                 window_start: None,
                 window_max: Duration::ZERO,
-                queued: false,
+                hold_growth: false,
             }),
             gauge,
         })
@@ -299,7 +300,7 @@ impl Capacity {
             if !self.cut(&mut s, Instant::now()) {
                 return;
             }
-        } else if s.limit < self.max && !s.queued {
+        } else if s.limit < self.max && !s.hold_growth {
             s.credit += 1;
             if s.credit >= (s.limit / 8).max(1) {
                 s.credit = 0;
@@ -328,8 +329,8 @@ impl Capacity {
         match s.window_start {
             Some(t) if now.duration_since(t) < QUEUE_WINDOW => return,
             Some(_) => {
-                s.queued = s.window_max > self.queue_target;
-                if s.queued {
+                s.hold_growth = s.window_max > self.queue_target;
+                if s.hold_growth {
                     self.cut(&mut s, now);
                 }
                 s.window_max = Duration::ZERO;

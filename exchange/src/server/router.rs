@@ -20,9 +20,9 @@
 //! 4. **concurrency** (tower's `GlobalConcurrencyLimit`): auction slots
 //!    shared by every connection, as many as the adaptive admission limit
 //!    ([`Capacity`]) allows: it falls by a quarter when auctions answer
-//!    late, or while admitted auctions queue for a worker of the auction
-//!    runtime (`server.max_queue_delay_ms`), and grows back while they
-//!    answer in time, up to `server.max_in_flight`; so past saturation the
+//!    late (and, with `server.max_queue_delay_ms` set, when an admitted
+//!    auction waited longer than that for a worker of the auction runtime),
+//!    and grows back while they answer in time, up to `server.max_in_flight`; so past saturation the
 //!    excess is shed at once instead of slowing every accepted auction past
 //!    its deadline;
 //! 5. the auction handler, which runs the auction on the auction runtime
