@@ -169,6 +169,12 @@ pub enum LossReason {
     /// the win would be charged to (the bidder's or its campaign's) has no
     /// room for the bid on this exchange instance.
     BudgetExhausted,
+    /// 1001 (exchange-specific): the budget the win would be charged to is
+    /// outside its flight (before its `start`, or from its `end` on).
+    OutOfFlight,
+    /// 1002 (exchange-specific): the budget is paced `even` and its spend
+    /// is ahead of the ideal line: the win was held back.
+    Paced,
     /// 1 (Internal Error): the bid won, but the auction's event could not
     /// be written to the journal (its disk full), so its debit could be
     /// lost: the win is withdrawn and nothing is awarded.
@@ -193,6 +199,8 @@ impl LossReason {
             LossReason::CreativeAttributeExclusions => 210,
             LossReason::NotAllowedInDeal => 213,
             LossReason::BudgetExhausted => 1000,
+            LossReason::OutOfFlight => 1001,
+            LossReason::Paced => 1002,
             LossReason::Unrecorded => 1,
         }
     }
@@ -226,6 +234,8 @@ impl LossReason {
             LossReason::CreativeAttributeExclusions => "creative attribute blocked (battr)",
             LossReason::NotAllowedInDeal => "advertiser domain not allowed on the deal (wadomain)",
             LossReason::BudgetExhausted => "budget exhausted",
+            LossReason::OutOfFlight => "campaign outside its flight (budget start/end)",
+            LossReason::Paced => "held back by even pacing (spend ahead of the ideal line)",
             LossReason::Unrecorded => {
                 "the win's event could not be written (the exchange's disk is full): not awarded"
             }
@@ -359,9 +369,11 @@ pub struct Offer<'a> {
     /// Set when the exchange found the bid invalid before the auction (a
     /// cap on bids per answer or per imp); it loses with this reason.
     pub rejected: Option<Invalid>,
-    /// The budget lease the win would be charged to can pay the bid price
-    /// (always true for bidders without a budget).
-    pub affordable: bool,
+    /// Set when the budget the win would be charged to refused it: its
+    /// lease cannot pay the price (1000), its flight does not include now
+    /// (1001), or even pacing held it back (1002). `None` for bidders
+    /// without a budget, and before a win is asked for.
+    pub unpaid: Option<LossReason>,
 }
 
 /// The result for one impression that has a winner.
@@ -598,8 +610,8 @@ fn check(rules: &Rules<'_>, offer: &Offer<'_>) -> Result<Eligible, LossReason> {
         return Err(below);
     }
     // Last: a bid that fails an earlier rule gets that rule's reason.
-    if !offer.affordable {
-        return Err(LossReason::BudgetExhausted);
+    if let Some(why) = offer.unpaid {
+        return Err(why);
     }
     Ok(Eligible { floor, pricing })
 }

@@ -16,7 +16,7 @@ use rtb_proto::{
 use tokio::time::Instant;
 
 use crate::auction::{self, LossReason};
-use crate::budget::{day_of, Budgets, Clock, Leased, SystemClock};
+use crate::budget::{day_of, Budgets, Clock, Leased, Refusal, SystemClock};
 use crate::config::Config;
 use crate::fanout::{fan_out, patience, Answer, Bidder, Call, CallResult, NotAwaited, Skip, Wait};
 use crate::metrics::{Metrics, Stage, ROTATE_EVERY};
@@ -279,8 +279,9 @@ impl Exchange {
                 Some(Skip::Unrecorded)
             } else if let (Some(budgets), Some(day)) = (&self.budgets, today) {
                 match budgets.blocked(&b.name, day, &currency) {
-                    Some(crate::budget::Refusal::Exhausted) => Some(Skip::Budget),
-                    Some(crate::budget::Refusal::Currency) => Some(Skip::BudgetCurrency),
+                    Some(Refusal::Exhausted | Refusal::Paced) => Some(Skip::Budget),
+                    Some(Refusal::Currency) => Some(Skip::BudgetCurrency),
+                    Some(Refusal::OutOfFlight) => Some(Skip::OutOfFlight),
                     None => None,
                 }
             } else {
@@ -477,16 +478,18 @@ impl Exchange {
             deadline,
             Instant::now,
             |i, offer, clearing| {
-                let Some(b) = budgets else { return true };
+                let Some(b) = budgets else { return Ok(()) };
                 let cid = offer_cid(&sources, &decoded, i);
                 match b.reserve(offer.seat, cid, clearing.0, day, currency) {
-                    Some(paid) => {
+                    Ok(paid) => {
                         if let Some(slot) = offer.imp.and_then(|imp| leased.get_mut(imp)) {
                             *slot = paid;
                         }
-                        true
+                        Ok(())
                     }
-                    None => false,
+                    Err(Refusal::OutOfFlight) => Err(LossReason::OutOfFlight),
+                    Err(Refusal::Paced) => Err(LossReason::Paced),
+                    Err(Refusal::Exhausted | Refusal::Currency) => Err(LossReason::BudgetExhausted),
                 }
             },
         );

@@ -128,6 +128,16 @@ async fn embedded_exchange(
     alpha: &rtb_bidder::BidderHandle,
     clock: Arc<dyn Clock>,
 ) -> RunningExchange {
+    embedded_exchange_with(dir, alpha, clock, |_| {}).await
+}
+
+/// [`embedded_exchange`] with `tweak` applied to its config.
+async fn embedded_exchange_with(
+    dir: &Path,
+    alpha: &rtb_bidder::BidderHandle,
+    clock: Arc<dyn Clock>,
+    tweak: impl FnOnce(&mut Config),
+) -> RunningExchange {
     let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         admin_listen: Some("127.0.0.1:0".parse().unwrap()),
@@ -145,6 +155,7 @@ async fn embedded_exchange(
     config.budget.min_lease_micros = 2 * PRICE;
     config.budget.lease_fraction = 0.2;
     config.budget.reload_interval_ms = 100;
+    tweak(&mut config);
     config.validate().unwrap();
     server::start_with_clock(config, clock).await.unwrap()
 }
@@ -273,6 +284,9 @@ async fn leases_expire_back_to_the_account(backend: Backend) {
         daily_micros: None,
         total_micros: Some(10_000_000),
         currency: "USD".into(),
+        start_ms: None,
+        end_ms: None,
+        pacing: rtb_exchange::budget::Pacing::Asap,
     };
     assert!(store.put_budget(&row, 0).await.unwrap());
     let ask = |instance: &'static str, now_ms: i64, awarded: i64| LeaseRequest {
@@ -286,6 +300,7 @@ async fn leases_expire_back_to_the_account(backend: Backend) {
         min_micros: 1_000_000,
         fraction: 1.0,
         ttl_ms: 5_000,
+        pacing_lead_ms: 60_000,
     };
     let x = store.grant(&ask("x", 1_000, 0)).await.unwrap().unwrap();
     assert_eq!(x.amount, 10_000_000, "the whole free budget (fraction 1)");
@@ -601,5 +616,243 @@ async fn a_budget_in_another_currency_awards_nothing() {
     assert_eq!(set.status, 200, "{}", set.text());
     let (wins, _) = spend_until_exhausted(&[&ex.url()], "usd-again", Duration::ZERO).await;
     assert!(wins > 0);
+    ex.shutdown().await;
+}
+
+/// 2026-12-01T00:00:00Z.
+const DEC_1: i64 = 1_796_083_200_000;
+const HOUR: i64 = 3_600_000;
+
+/// Sends `n` auctions; returns alpha's (wins, micros charged, seat-non-bid
+/// status codes).
+async fn round_codes(url: &str, tag: &str, n: usize) -> (i64, i64, Vec<u64>) {
+    let calls: Vec<Value> = (0..n)
+        .map(|i| request(&format!("{tag}-{i}"), FLOOR, 300))
+        .collect();
+    let (mut wins, mut charged, mut codes) = (0, 0, Vec::new());
+    for a in futures_util::future::join_all(calls.iter().map(|r| post_url(url, r))).await {
+        if a.status == 204 {
+            continue;
+        }
+        assert_eq!(a.status, 200, "{}", a.text());
+        let v = a.json();
+        for (_, bid) in winners(&v).iter().filter(|(seat, _)| seat == "alpha") {
+            charged += Micros::from_decimal(bid["price"].as_f64().unwrap())
+                .unwrap()
+                .0;
+            wins += 1;
+        }
+        codes.extend(
+            nonbids(&v, "alpha")
+                .iter()
+                .filter_map(|n| n["statuscode"].as_u64()),
+        );
+    }
+    (wins, charged, codes)
+}
+
+/// An exchange as [`embedded_exchange_with`] makes, with a second bidder,
+/// `beta`, without a budget, that bids at the floor: an auction alpha's
+/// budget keeps it out of is still answered (beta wins), with alpha's
+/// seat-non-bid entry in it, and alpha still clears at `PRICE`.
+async fn with_beta(
+    dir: &Path,
+    alpha: &rtb_bidder::BidderHandle,
+    beta: &rtb_bidder::BidderHandle,
+    clock: Arc<dyn Clock>,
+    tweak: impl FnOnce(&mut Config),
+) -> RunningExchange {
+    embedded_exchange_with(dir, alpha, clock, |c| {
+        c.bidders
+            .push(BidderEntry::new("beta", vec![beta.url()], Protocol::H2c));
+        tweak(c);
+    })
+    .await
+}
+
+/// Rounds until one is won, or 20 s pass (a lease is refilled in the
+/// background once the flight starts).
+async fn until_a_win(url: &str, tag: &str) -> (i64, i64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    for r in 0.. {
+        let (wins, charged, _) = round_codes(url, &format!("{tag}-{r}"), 5).await;
+        if wins > 0 {
+            return (wins, charged);
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never won");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    unreachable!()
+}
+
+/// A campaign budget's flight (`start`, `end`): before it starts and once
+/// it has ended, a bidder with no other live campaign is not called at all
+/// (seat-non-bid 501, with the reason); with another live campaign it is
+/// called, and its bid for the campaign out of flight loses with loss
+/// reason 1001. The admin API checks the fields and shows the flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn campaigns_outside_their_flight_are_not_awarded() {
+    let dir = tempfile::tempdir().unwrap();
+    // The simulated bidder bids with cid "campaign-1".
+    let alpha = bidder("alpha", 1.0, |_| {}).await;
+    let beta = bidder("beta", FLOOR, |_| {}).await;
+    let clock = Arc::new(ManualClock::new(DEC_1 + 10 * HOUR));
+    let ex = with_beta(dir.path(), &alpha, &beta, clock.clone(), |_| {}).await;
+    let path = "/v1/bidders/alpha/campaigns/campaign-1/budget";
+
+    for (body, field) in [
+        (json!({"total": 1, "start": "tomorrow"}), "start"),
+        (json!({"total": 1, "end": "2026-12-01 14:00"}), "end"),
+        (
+            json!({"total": 1, "start": "2026-12-02T00:00:00Z", "end": "2026-12-01T00:00:00Z"}),
+            "end",
+        ),
+        (json!({"total": 1, "pacing": "fast"}), "pacing"),
+        // A total is spread along the flight: it needs both ends.
+        (
+            json!({"total": 1, "pacing": "even", "start": "2026-12-01T00:00:00Z"}),
+            "pacing",
+        ),
+    ] {
+        let a = admin(&ex, "PUT", path, Some(&body)).await;
+        assert_eq!(a.status, 400, "{body}: {}", a.text());
+        assert_eq!(a.json()["field"], field, "{body}: {}", a.text());
+    }
+    // 12:00 to 14:00 UTC, given in another offset for the start.
+    let set =
+        json!({"total": 10.0, "start": "2026-12-01T13:00:00+01:00", "end": "2026-12-01T14:00:00Z"});
+    let a = admin(&ex, "PUT", path, Some(&set)).await;
+    assert_eq!(a.status, 201, "{}", a.text());
+    let v = a.json();
+    assert_eq!(v["start"], "2026-12-01T12:00:00Z", "{v}");
+    assert_eq!(v["end"], "2026-12-01T14:00:00Z", "{v}");
+    assert_eq!(v["pacing"], "asap", "{v}");
+    assert_eq!(v["flight"], "before", "{v}");
+    assert_eq!(
+        v["grantable_micros"], 0,
+        "nothing is leased before the start: {v}"
+    );
+
+    // Before the start: its only campaign is not live, so it is not called.
+    let before = alpha.stats().requests;
+    let (wins, _, codes) = round_codes(&ex.url(), "early", 5).await;
+    assert_eq!(wins, 0);
+    assert_eq!(alpha.stats().requests, before, "called before its flight");
+    assert_eq!(codes, vec![501; 5], "seat-non-bid 501 for each auction");
+    let early = post_url(&ex.url(), &request("early-why", FLOOR, 300)).await;
+    assert_eq!(
+        nonbids(&early.json(), "alpha")[0]["reason"],
+        "budget outside its flight (start/end)"
+    );
+
+    // In flight: it wins.
+    clock.set(DEC_1 + 12 * HOUR);
+    assert_eq!(get_budget(&ex, path).await["flight"], "live");
+    let (wins, charged) = until_a_win(&ex.url(), "flying").await;
+    assert!(wins > 0 && charged == wins * PRICE);
+
+    // Ended: not called again.
+    clock.set(DEC_1 + 14 * HOUR);
+    let v = get_budget(&ex, path).await;
+    assert_eq!(v["flight"], "after", "{v}");
+    assert_eq!(v["grantable_micros"], 0, "{v}");
+    let before = alpha.stats().requests;
+    let (wins, _, codes) = round_codes(&ex.url(), "late", 5).await;
+    assert_eq!(
+        (wins, alpha.stats().requests),
+        (0, before),
+        "called after its flight"
+    );
+    assert_eq!(codes, vec![501; 5]);
+
+    // Another campaign of alpha's is live: alpha is called again, and its
+    // bid for campaign-1 loses with 1001.
+    let other = admin(
+        &ex,
+        "PUT",
+        "/v1/bidders/alpha/campaigns/campaign-2/budget",
+        Some(&json!({"daily": 5.0})),
+    )
+    .await;
+    assert_eq!(other.status, 201, "{}", other.text());
+    let (wins, _, codes) = round_codes(&ex.url(), "other", 5).await;
+    assert_eq!(wins, 0);
+    assert!(
+        alpha.stats().requests > before,
+        "a bidder with a live campaign is called"
+    );
+    assert_eq!(codes, vec![1001; 5], "out of flight: loss reason 1001");
+    ex.shutdown().await;
+}
+
+/// Even pacing of a daily budget on a manual clock: 24.00 a day (1.00 an
+/// hour), a lead of one hour, and a bidder that could win far faster. At
+/// each hour the clock is moved to, spend runs to the ideal line plus half
+/// a lead and stops there: the grants never lease past it, and the hot
+/// path holds wins back with loss reason 1002 as it nears it. A deficit
+/// (six hours without auctions) is made up only to the same bound, and
+/// the day ends at its budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn even_pacing_follows_the_daily_line_on_a_manual_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let alpha = bidder("alpha", 1.0, |_| {}).await;
+    let beta = bidder("beta", FLOOR, |_| {}).await;
+    let clock = Arc::new(ManualClock::new(DEC_1));
+    let ex = with_beta(dir.path(), &alpha, &beta, clock.clone(), |c| {
+        c.budget.pacing_lead_ms = HOUR as u64;
+    })
+    .await;
+    let set = json!({"daily": 24.0, "pacing": "even"});
+    let a = admin(&ex, "PUT", "/v1/bidders/alpha/budget", Some(&set)).await;
+    assert_eq!(a.status, 201, "{}", a.text());
+    assert_eq!(a.json()["pacing"], "even");
+    assert_eq!(a.json()["ideal_today_micros"], 0);
+
+    let mut spent = 0;
+    let mut paced = 0;
+    // Half a lead is half an hour's spend: 0.50.
+    for (at, line) in [
+        (0, 0),
+        (HOUR, 1_000_000),
+        (7 * HOUR, 7_000_000),
+        (12 * HOUR + HOUR / 2, 12_500_000),
+        (24 * HOUR - 1, 24_000_000),
+    ] {
+        clock.set(DEC_1 + at);
+        let v = get_budget(&ex, "/v1/bidders/alpha/budget").await;
+        assert_eq!(
+            v["ideal_today_micros"],
+            line - i64::from(at == 24 * HOUR - 1),
+            "{v}"
+        );
+        let bound = (line + 500_000).min(24_000_000);
+        // Auctions until none is won for a while: spend has reached what
+        // pacing allows.
+        let mut last_win = tokio::time::Instant::now();
+        for r in 0.. {
+            let (_, charged, codes) = round_codes(&ex.url(), &format!("h{at}-{r}"), 10).await;
+            paced += codes.iter().filter(|&&c| c == 1002).count();
+            spent += charged;
+            assert!(spent <= bound, "at +{at} ms: {spent} spent, over {bound}");
+            if charged > 0 {
+                last_win = tokio::time::Instant::now();
+            } else if last_win.elapsed() >= QUIET {
+                break;
+            }
+            assert!(r < 2_000, "still winning at +{at} ms: {spent}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            bound - spent < 2 * PRICE,
+            "at +{at} ms: {spent} spent, well short of {bound}"
+        );
+    }
+    assert_eq!(spent, 24_000_000, "the day ends at its budget");
+    assert!(
+        paced > 0,
+        "the hot path held no win back (loss reason 1002)"
+    );
+    let v = until_spent_today(&ex, 24_000_000).await;
+    assert_eq!(v["status"], "exhausted", "{v}");
     ex.shutdown().await;
 }

@@ -57,6 +57,9 @@ async fn metrics_follow_the_ledger_and_pass_promtool() {
         daily_micros: None,
         total_micros: Some(1_000_000_000),
         currency: "USD".into(),
+        start_ms: None,
+        end_ms: None,
+        pacing: rtb_exchange::budget::Pacing::Asap,
     };
     store.put_budget(&budget, 0).await.unwrap();
     let events = EventSystem::start(&cfg.kafka, &cfg.ledger).await.unwrap();

@@ -69,6 +69,9 @@ async fn hostile_cids_do_not_reach_ledger_labels() {
         daily_micros: None,
         total_micros: Some(1_000_000_000),
         currency: "USD".into(),
+        start_ms: None,
+        end_ms: None,
+        pacing: rtb_exchange::budget::Pacing::Asap,
     };
     store.put_budget(&budget, 0).await.unwrap();
     let events = EventSystem::start(&cfg.kafka, &cfg.ledger).await.unwrap();

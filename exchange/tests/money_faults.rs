@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rtb_exchange::budget::Leased;
-use rtb_exchange::budget::{day_of, BudgetConfig, BudgetRow, Budgets, Clock, ManualClock, Refusal};
+use rtb_exchange::budget::{
+    day_of, BudgetConfig, BudgetRow, Budgets, Clock, ManualClock, Pacing, Refusal,
+};
 use rtb_exchange::events::LedgerConfig;
 use rtb_ledger::store::utc_day;
 use rtb_ledger::{Debit, Entry, Store};
@@ -23,6 +25,9 @@ fn row(total: i64) -> BudgetRow {
         daily_micros: None,
         total_micros: Some(total),
         currency: "USD".into(),
+        start_ms: None,
+        end_ms: None,
+        pacing: Pacing::Asap,
     }
 }
 
@@ -84,7 +89,7 @@ async fn a_price_that_did_not_fit_does_not_block_the_bidder_for_the_day() {
     let day = day_of(NOON);
     assert_eq!(b.blocked("alpha", day, "USD"), None, "leased at start");
     assert!(
-        b.reserve("alpha", None, 5_000_000, day, "USD").is_none(),
+        b.reserve("alpha", None, 5_000_000, day, "USD").is_err(),
         "5.00 does not fit"
     );
     let (stop, rx) = watch::channel(false);
@@ -95,7 +100,7 @@ async fn a_price_that_did_not_fit_does_not_block_the_bidder_for_the_day() {
     .await;
     assert!(b
         .reserve("alpha", None, 1_000_000, day_of(clock.now_ms()), "USD")
-        .is_some());
+        .is_ok());
     let _ = stop.send(true);
     task.await.unwrap();
 }
@@ -108,11 +113,11 @@ async fn lowering_a_budget_revokes_the_lease() {
     let (store, _clock, b) = start_x(dir.path(), 10_000_000, config(0.5)).await;
     let day = day_of(NOON);
     // The first lease holds 5.00; 1.00 of it is awarded.
-    assert!(b.reserve("alpha", None, 1_000_000, day, "USD").is_some());
+    assert!(b.reserve("alpha", None, 1_000_000, day, "USD").is_ok());
     store.put_budget(&row(2_000_000), NOON).await.unwrap();
     b.reload().await.unwrap();
     assert!(
-        b.reserve("alpha", None, 100_000, day, "USD").is_none(),
+        b.reserve("alpha", None, 100_000, day, "USD").is_err(),
         "nothing more from a revoked lease"
     );
     let s = store
@@ -131,7 +136,7 @@ async fn lowering_a_budget_revokes_the_lease() {
     let mut awarded = 1_000_000;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     while tokio::time::Instant::now() < deadline {
-        if b.reserve("alpha", None, 100_000, day, "USD").is_some() {
+        if b.reserve("alpha", None, 100_000, day, "USD").is_ok() {
             awarded += 100_000;
         } else {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -166,13 +171,13 @@ async fn a_budget_made_again_after_a_delete_awards_no_more_than_its_total() {
     // 3.00 of the first lease (5.00) awarded; the ledger has not debited it.
     let mut awarded = 0;
     for _ in 0..3 {
-        assert!(b.reserve("alpha", None, 1_000_000, day, "USD").is_some());
+        assert!(b.reserve("alpha", None, 1_000_000, day, "USD").is_ok());
         awarded += 1_000_000;
     }
     assert!(store.delete_budget("alpha").await.unwrap());
     b.reload().await.unwrap();
     assert!(
-        b.reserve("alpha", None, 1_000_000, day, "USD").is_some(),
+        b.reserve("alpha", None, 1_000_000, day, "USD").is_ok(),
         "deleted: not limited (and not from a lease)"
     );
     store.put_budget(&row(10_000_000), NOON).await.unwrap();
@@ -184,7 +189,7 @@ async fn a_budget_made_again_after_a_delete_awards_no_more_than_its_total() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     while tokio::time::Instant::now() < deadline {
         let price = if awarded % 3 == 0 { 700_000 } else { 100_000 };
-        if b.reserve("alpha", None, price, day, "USD").is_some() {
+        if b.reserve("alpha", None, price, day, "USD").is_ok() {
             awarded += price;
         } else {
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -217,7 +222,7 @@ async fn a_budget_lowered_under_two_replicas_awards_no_more_than_its_total() {
     // x holds 5.00 and awards 3.00 of it; its row still reports 0 awarded.
     let mut awarded = 0;
     for _ in 0..3 {
-        assert!(x.reserve("alpha", None, 1_000_000, day, "USD").is_some());
+        assert!(x.reserve("alpha", None, 1_000_000, day, "USD").is_ok());
         awarded += 1_000_000;
     }
     // Another replica's admin API lowers the total to 6.00; y starts (and
@@ -233,7 +238,7 @@ async fn a_budget_lowered_under_two_replicas_awards_no_more_than_its_total() {
     while tokio::time::Instant::now() < deadline {
         let mut any = false;
         for b in [&x, &y] {
-            if b.reserve("alpha", None, 100_000, day, "USD").is_some() {
+            if b.reserve("alpha", None, 100_000, day, "USD").is_ok() {
                 awarded += 100_000;
                 any = true;
             }
@@ -270,11 +275,11 @@ async fn an_expected_budget_awards_nothing_before_its_lease() {
         .unwrap();
     let day = day_of(NOON);
     assert!(
-        b.reserve("alpha", None, 100_000, day, "USD").is_some(),
+        b.reserve("alpha", None, 100_000, day, "USD").is_ok(),
         "no budget: not limited"
     );
     b.expect(&row(5_000_000));
-    assert!(b.reserve("alpha", None, 100_000, day, "USD").is_none());
+    assert!(b.reserve("alpha", None, 100_000, day, "USD").is_err());
     assert_eq!(b.blocked("alpha", day, "USD"), Some(Refusal::Exhausted));
     // Kept by a reload while the write is pending, even though the
     // database does not have it yet.
@@ -313,7 +318,7 @@ async fn a_lease_past_its_validity_awards_nothing() {
         .await
         .unwrap();
     let day = day_of(NOON);
-    assert!(x.reserve("alpha", None, 1_000_000, day, "USD").is_some());
+    assert!(x.reserve("alpha", None, 1_000_000, day, "USD").is_ok());
     // Its last renewal, then none: the database stalls for x.
     store
         .renew("alpha", "x", &utc_day(NOON), NOON + ttl, 1_000_000)
@@ -321,7 +326,7 @@ async fn a_lease_past_its_validity_awards_nothing() {
         .unwrap();
     clock.set(NOON + ttl - x.safety_margin().as_millis() as i64);
     assert!(
-        x.reserve("alpha", None, 100_000, day, "USD").is_none(),
+        x.reserve("alpha", None, 100_000, day, "USD").is_err(),
         "nothing is awarded from a lease past its validity"
     );
     assert_eq!(x.blocked("alpha", day, "USD"), Some(Refusal::Exhausted));
@@ -338,6 +343,7 @@ async fn a_lease_past_its_validity_awards_nothing() {
             min_micros: 1_000_000,
             fraction: 1.0,
             ttl_ms: ttl,
+            pacing_lead_ms: 60_000,
         })
         .await
         .unwrap()
@@ -348,7 +354,7 @@ async fn a_lease_past_its_validity_awards_nothing() {
     let (stop, rx) = watch::channel(false);
     let task = x.spawn_refill(rx);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(x.reserve("alpha", None, 100_000, day, "USD").is_none());
+    assert!(x.reserve("alpha", None, 100_000, day, "USD").is_err());
     let s = store
         .budget_status("alpha", &utc_day(NOON))
         .await
@@ -377,6 +383,7 @@ async fn lost_grant(store: &Store, now_ms: i64, awarded: i64) -> i64 {
             min_micros: 1_000_000,
             fraction: 0.5,
             ttl_ms: BudgetConfig::default().lease_ttl_ms as i64,
+            pacing_lead_ms: BudgetConfig::default().pacing_lead_ms as i64,
         })
         .await
         .unwrap()
@@ -393,16 +400,16 @@ async fn a_resync_adopts_what_the_database_holds() {
     let (store, _clock, x) = start_x(dir.path(), 10_000_000, config(0.2)).await;
     let day = day_of(NOON);
     // The first grant: 20 % of 10.00.
-    assert!(x.reserve("alpha", None, 2_000_000, day, "USD").is_some());
-    assert!(x.reserve("alpha", None, 10_000, day, "USD").is_none());
+    assert!(x.reserve("alpha", None, 2_000_000, day, "USD").is_ok());
+    assert!(x.reserve("alpha", None, 10_000, day, "USD").is_err());
     let lost = lost_grant(&store, NOON, 2_000_000).await;
     assert_eq!(lost, 4_000_000, "half of the 8.00 free");
     assert!(
-        x.reserve("alpha", None, 10_000, day, "USD").is_none(),
+        x.reserve("alpha", None, 10_000, day, "USD").is_err(),
         "memory does not know the lost grant yet"
     );
     assert_eq!(x.resync(NOON).await.unwrap(), 1);
-    assert!(x.reserve("alpha", None, 3_000_000, day, "USD").is_some());
+    assert!(x.reserve("alpha", None, 3_000_000, day, "USD").is_ok());
     // Awarded 5.00 of 6.00. The row is cut back to 5.00 behind x's back
     // (as a revoke or an expiry would): x awards nothing more after a resync.
     store
@@ -410,7 +417,7 @@ async fn a_resync_adopts_what_the_database_holds() {
         .await
         .unwrap();
     assert_eq!(x.resync(NOON).await.unwrap(), 1);
-    assert!(x.reserve("alpha", None, 10_000, day, "USD").is_none());
+    assert!(x.reserve("alpha", None, 10_000, day, "USD").is_err());
     let s = store
         .budget_status("alpha", &utc_day(NOON))
         .await
@@ -430,7 +437,7 @@ async fn a_timed_out_grant_is_followed_by_a_resync() {
     };
     let (_store, clock, x) = start_x(dir.path(), 10_000_000, cfg).await;
     let day = day_of(NOON);
-    assert!(x.reserve("alpha", None, 2_000_000, day, "USD").is_some());
+    assert!(x.reserve("alpha", None, 2_000_000, day, "USD").is_ok());
     let resyncs = |b: &Budgets| {
         let mut text = String::new();
         b.encode_prometheus(&mut text);
@@ -457,7 +464,7 @@ async fn a_timed_out_grant_is_followed_by_a_resync() {
         .unwrap();
     let (stop, rx) = watch::channel(false);
     let task = x.spawn_refill(rx);
-    assert!(x.reserve("alpha", None, 1_000_000, day, "USD").is_none());
+    assert!(x.reserve("alpha", None, 1_000_000, day, "USD").is_err());
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     tx.rollback().await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -467,7 +474,7 @@ async fn a_timed_out_grant_is_followed_by_a_resync() {
     }
     // Afterwards grants go on as usual.
     until(&clock, "a new grant", || {
-        x.reserve("alpha", None, 1_000_000, day, "USD").is_some()
+        x.reserve("alpha", None, 1_000_000, day, "USD").is_ok()
     })
     .await;
     let _ = stop.send(true);
@@ -507,7 +514,7 @@ async fn a_win_awarded_before_the_budget_existed_is_not_debited_from_a_lease() {
     let (store, clock, x) = start_x(dir.path(), 0, config(0.5)).await;
     let day = day_of(NOON);
     let free = x.reserve("alpha", None, 3_000_000, day, "USD");
-    assert_eq!(free, Some(Leased::NONE), "no budget: paid from no lease");
+    assert_eq!(free, Ok(Leased::NONE), "no budget: paid from no lease");
     store.put_budget(&row(10_000_000), NOON).await.unwrap();
     x.reload().await.unwrap();
     let (stop, rx) = watch::channel(false);
@@ -515,7 +522,7 @@ async fn a_win_awarded_before_the_budget_existed_is_not_debited_from_a_lease() {
     let paid = {
         let mut paid = None;
         until(&clock, "a lease for alpha", || {
-            paid = x.reserve("alpha", None, 1_000_000, day, "USD");
+            paid = x.reserve("alpha", None, 1_000_000, day, "USD").ok();
             paid.is_some()
         })
         .await;
@@ -577,7 +584,7 @@ async fn an_event_without_leases_debits_the_accounts_leases_as_before() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _clock, x) = start_x(dir.path(), 10_000_000, config(0.5)).await;
     let day = day_of(NOON);
-    assert!(x.reserve("alpha", None, 1_000_000, day, "USD").is_some());
+    assert!(x.reserve("alpha", None, 1_000_000, day, "USD").is_ok());
     let held = store
         .budget_status("alpha", &utc_day(NOON))
         .await

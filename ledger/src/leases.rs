@@ -18,6 +18,8 @@
 
 use sqlx::Row;
 
+pub use crate::pacing::Pacing;
+use crate::pacing::{self, Flight};
 use crate::store::BeginWrite;
 use crate::{on_pool, LedgerError, Store};
 
@@ -37,6 +39,14 @@ pub struct BudgetRow {
     /// The currency the budget is kept in (ISO 4217, `USD` by default):
     /// wins in another currency are not awarded from it.
     pub currency: String,
+    /// The flight's start (ms since the epoch, inclusive): nothing is
+    /// granted or awarded before it. `None`: from any time.
+    pub start_ms: Option<i64>,
+    /// The flight's end (ms since the epoch, exclusive): nothing is granted
+    /// or awarded from it on. `None`: open-ended.
+    pub end_ms: Option<i64>,
+    /// How the budget is spent over time (see [`crate::pacing`]).
+    pub pacing: Pacing,
 }
 
 /// The currency of a budget that names none.
@@ -55,7 +65,11 @@ pub struct BudgetStatus {
     pub spent_total_micros: i64,
     /// Leased to exchange instances and not yet debited (all days).
     pub leased_micros: i64,
-    /// Neither spent nor leased: what can still be leased now.
+    /// The part of `leased_micros` leased for `day`.
+    pub leased_today_micros: i64,
+    /// Neither spent nor leased: what the limits leave to lease (even
+    /// pacing and the flight may leave less now, see
+    /// [`grantable_at`](Self::grantable_at)).
     pub remaining_micros: i64,
 }
 
@@ -64,6 +78,19 @@ impl BudgetStatus {
     /// still hold, and stop calling the bidder once those run out.
     pub fn exhausted(&self) -> bool {
         self.remaining_micros <= 0
+    }
+
+    /// What a grant could lease at `now_ms` (on `day`): the remaining
+    /// budget, less what even pacing holds back (`lead_ms`:
+    /// `budget.pacing_lead_ms`), and nothing outside the flight.
+    pub fn grantable_at(&self, now_ms: i64, lead_ms: i64) -> i64 {
+        grantable(
+            &self.budget,
+            (self.spent_total_micros, self.spent_today_micros),
+            (self.leased_micros, self.leased_today_micros),
+            now_ms,
+            lead_ms,
+        )
     }
 }
 
@@ -93,6 +120,9 @@ pub struct LeaseRequest<'a> {
     pub fraction: f64,
     /// Expiry of the lease from `now_ms` unless renewed.
     pub ttl_ms: i64,
+    /// `budget.pacing_lead_ms`: how far ahead of an even budget's ideal
+    /// line spend may run (see [`crate::pacing`]).
+    pub pacing_lead_ms: i64,
 }
 
 /// The answer to a lease request.
@@ -102,19 +132,24 @@ pub struct Granted {
     pub amount: i64,
     /// What is still free for others after this grant.
     pub free_after: i64,
+    /// Spent plus leased (this grant included, every instance's leases
+    /// counted whole), `(total, today)`: where even pacing's estimate of
+    /// spend starts from until the next grant.
+    pub committed: (i64, i64),
 }
 
 const LOCK_ACCOUNT: &str = "UPDATE budget_accounts SET lock_seq = lock_seq + 1 WHERE account = $1";
-const SELECT_BUDGET: &str = "SELECT account, bidder, cid, daily_micros, total_micros, currency
-    FROM budget_accounts WHERE account = $1";
-const SELECT_BUDGETS: &str = "SELECT account, bidder, cid, daily_micros, total_micros, currency
-    FROM budget_accounts ORDER BY account";
+const SELECT_BUDGET: &str = "SELECT account, bidder, cid, daily_micros, total_micros, currency,
+    start_ms, end_ms, pacing FROM budget_accounts WHERE account = $1";
+const SELECT_BUDGETS: &str = "SELECT account, bidder, cid, daily_micros, total_micros, currency,
+    start_ms, end_ms, pacing FROM budget_accounts ORDER BY account";
 const INSERT_BUDGET: &str = "INSERT INTO budget_accounts
-    (account, bidder, cid, daily_micros, total_micros, updated_ms, currency)
-    VALUES ($1, $2, $3, $4, $5, $6, $7)
+    (account, bidder, cid, daily_micros, total_micros, updated_ms, currency, start_ms, end_ms, pacing)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
     ON CONFLICT (account) DO NOTHING";
 const UPDATE_BUDGET: &str = "UPDATE budget_accounts
-    SET daily_micros = $2, total_micros = $3, updated_ms = $4, currency = $5, lock_seq = lock_seq + 1
+    SET daily_micros = $2, total_micros = $3, updated_ms = $4, currency = $5,
+    start_ms = $6, end_ms = $7, pacing = $8, lock_seq = lock_seq + 1
     WHERE account = $1";
 const DELETE_BUDGET: &str = "DELETE FROM budget_accounts WHERE account = $1";
 /// Leases nobody renews go back to the account, less what was awarded.
@@ -168,8 +203,10 @@ const STANDING: &str = "SELECT
         THEN granted_micros - debited_micros ELSE 0 END)
         FROM budget_leases WHERE account = $1 AND day = $2), 0) AS BIGINT)";
 
-/// Reads a budget row from `SELECT account, bidder, cid, daily, total, currency` (a
-/// macro: the row types of the two backends differ).
+/// Reads a budget row from `SELECT account, bidder, cid, daily, total,
+/// currency, start, end, pacing` (a macro: the row types of the two
+/// backends differ). A pacing this build does not know is refused, not
+/// guessed at.
 macro_rules! budget_row {
     ($r:expr) => {
         BudgetRow {
@@ -179,6 +216,16 @@ macro_rules! budget_row {
             daily_micros: $r.try_get(3)?,
             total_micros: $r.try_get(4)?,
             currency: $r.try_get(5)?,
+            start_ms: $r.try_get(6)?,
+            end_ms: $r.try_get(7)?,
+            pacing: {
+                let p: String = $r.try_get(8)?;
+                Pacing::parse(&p).ok_or_else(|| {
+                    sqlx::Error::Decode(
+                        format!("budget_accounts.pacing: unknown pacing {p:?}").into(),
+                    )
+                })?
+            },
         }
     };
 }
@@ -205,6 +252,22 @@ macro_rules! standing {
             (r.try_get::<i64, _>(2)?, r.try_get::<i64, _>(3)?),
         )
     }};
+}
+
+/// What may be granted at `now_ms`: [`free`], less what even pacing holds
+/// back ([`pacing::headroom`]), and nothing outside the flight.
+fn grantable(
+    b: &BudgetRow,
+    spent: (i64, i64),
+    outstanding: (i64, i64),
+    now_ms: i64,
+    lead_ms: i64,
+) -> i64 {
+    if Flight::of(b, now_ms) != Flight::Live {
+        return 0;
+    }
+    let committed = (spent.0 + outstanding.0, spent.1 + outstanding.1);
+    free(b, spent, outstanding).min(pacing::headroom(b, now_ms, lead_ms, committed))
 }
 
 /// Free budget given the limits, spend and outstanding leases (never negative).
@@ -252,6 +315,9 @@ impl Store {
                 .bind(b.total_micros)
                 .bind(now_ms)
                 .bind(&b.currency)
+                .bind(b.start_ms)
+                .bind(b.end_ms)
+                .bind(b.pacing.as_str())
                 .execute(&mut *tx)
                 .await?
                 .rows_affected()
@@ -276,6 +342,9 @@ impl Store {
                         .bind(b.total_micros)
                         .bind(now_ms)
                         .bind(&b.currency)
+                        .bind(b.start_ms)
+                        .bind(b.end_ms)
+                        .bind(b.pacing.as_str())
                         .execute(&mut *tx)
                         .await?;
                 }
@@ -334,6 +403,7 @@ impl Store {
                 spent_today_micros: spent.1,
                 spent_total_micros: spent.0,
                 leased_micros: out.0,
+                leased_today_micros: out.1,
                 remaining_micros: remaining,
             }))
         })
@@ -380,7 +450,7 @@ impl Store {
                     .await?;
             }
             let (spent, out) = standing!(&budget, req.day, &mut *tx);
-            let free = free(&budget, spent, out);
+            let free = grantable(&budget, spent, out, req.now_ms, req.pacing_lead_ms);
             let amount = if free < req.need_micros {
                 0
             } else {
@@ -399,6 +469,7 @@ impl Store {
             Ok(Some(Granted {
                 amount,
                 free_after: free - amount,
+                committed: (spent.0 + out.0 + amount, spent.1 + out.1 + amount),
             }))
         })
     }
@@ -515,6 +586,9 @@ mod tests {
             daily_micros: daily,
             total_micros: total,
             currency: DEFAULT_BUDGET_CURRENCY.into(),
+            start_ms: None,
+            end_ms: None,
+            pacing: Pacing::Asap,
         }
     }
 
@@ -524,6 +598,27 @@ mod tests {
         assert_eq!(free(&row(Some(100), Some(1000)), (950, 30), (40, 20)), 10);
         assert_eq!(free(&row(None, Some(10)), (20, 20), (0, 0)), 0);
         assert_eq!(free(&row(None, None), (7, 7), (7, 7)), i64::MAX);
+    }
+
+    #[test]
+    fn nothing_is_grantable_outside_the_flight_and_even_pacing_caps_it() {
+        const H: i64 = 3_600_000;
+        let noon = 1_796_083_200_000 + 12 * H; // 2026-12-01T12:00:00Z
+        let mut b = row(Some(24_000_000), None);
+        b.start_ms = Some(noon);
+        b.end_ms = Some(noon + H);
+        assert_eq!(grantable(&b, (0, 0), (0, 0), noon - 1, H), 0, "before");
+        assert_eq!(grantable(&b, (0, 0), (0, 0), noon, H), 24_000_000);
+        assert_eq!(grantable(&b, (0, 0), (0, 0), noon + H, H), 0, "after");
+        // Even over the whole day: at noon the line is at 12 and half an
+        // hour's lead is 0.5 more; 3 spent and 2 leased leave 7.5.
+        b.start_ms = None;
+        b.end_ms = None;
+        b.pacing = Pacing::Even;
+        assert_eq!(
+            grantable(&b, (3_000_000, 3_000_000), (2_000_000, 2_000_000), noon, H),
+            7_500_000
+        );
     }
 
     #[test]

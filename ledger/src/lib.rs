@@ -30,6 +30,7 @@ pub mod config;
 mod consumer;
 pub mod leases;
 pub mod metrics;
+pub mod pacing;
 pub mod registry;
 pub mod store;
 pub(crate) use store::on_pool;

@@ -1,6 +1,13 @@
 //! Budget routes of the admin API: a daily and a total budget per bidder
 //! and per campaign (`cid`), and where each stands today.
 //!
+//! A budget may have a flight (`start`, `end`, RFC 3339): outside it the
+//! bidder's wins for it lose (loss reason 1001), and a bidder whose own
+//! budget, or every one of whose campaign budgets, is outside its flight is
+//! not called. `pacing` is `asap` (as fast as wins come) or `even` (spread
+//! along the day, and along the flight for a total; see
+//! [`rtb_ledger::pacing`]).
+//!
 //! Amounts are currency units in JSON (`{"daily": 250.0, "total": 10000}`),
 //! stored and reported as integer micros, in the budget's `currency`
 //! (default `USD`). A new budget is known to this replica (with an empty
@@ -26,7 +33,7 @@ use utoipa::ToSchema;
 use super::api::ApiError;
 use super::handlers::{bad, fail, json, parse, Failure};
 use super::AdminState;
-use crate::budget::{day_of, BudgetRow, BudgetStatus, Budgets};
+use crate::budget::{day_of, pacing, BudgetRow, BudgetStatus, Budgets, Flight, Pacing};
 use rtb_ledger::store::utc_day;
 
 /// A budget (`PUT .../budget`): absent or `null` means no limit of that kind.
@@ -48,6 +55,22 @@ pub struct BudgetSpec {
     #[schema(example = "USD")]
     #[serde(default)]
     pub currency: Option<String>,
+    /// When the flight starts (RFC 3339, e.g. `2026-12-01T00:00:00Z`):
+    /// nothing is awarded from the budget before it. Absent: already started.
+    #[schema(format = DateTime, example = "2026-12-01T00:00:00Z")]
+    #[serde(default)]
+    pub start: Option<String>,
+    /// When the flight ends (RFC 3339, exclusive): nothing is awarded from
+    /// it on. Absent: open-ended.
+    #[schema(format = DateTime, example = "2026-12-31T00:00:00Z")]
+    #[serde(default)]
+    pub end: Option<String>,
+    /// `asap` (the default: as fast as wins come) or `even`: the daily
+    /// limit spread over each day and the total over the flight (which then
+    /// needs a `start` and an `end`).
+    #[schema(example = "even")]
+    #[serde(default)]
+    pub pacing: Option<String>,
 }
 
 /// Whether wins can still be awarded from the budget.
@@ -86,6 +109,27 @@ pub struct BudgetView {
     pub total_micros: Option<i64>,
     /// The currency of the limits and figures.
     pub currency: String,
+    /// The flight's start (RFC 3339, UTC); absent: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+    /// The flight's end (RFC 3339, UTC, exclusive); absent: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
+    /// `asap` or `even`.
+    pub pacing: String,
+    /// Where the flight stands now: `before`, `live` or `after`.
+    pub flight: String,
+    /// For an `even` daily limit: where its ideal line is now (what should
+    /// have been spent today by now), micros.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ideal_today_micros: Option<i64>,
+    /// For an `even` total limit (with a flight): where its ideal line is
+    /// now, micros.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ideal_total_micros: Option<i64>,
+    /// What exchanges could lease now: `remaining_micros`, less what even
+    /// pacing holds back, and nothing outside the flight.
+    pub grantable_micros: i64,
     /// The day the figures are for (UTC, `YYYY-MM-DD`).
     pub day: String,
     /// Debited today (a bidder's includes its campaigns').
@@ -100,15 +144,24 @@ pub struct BudgetView {
     pub status: BudgetState,
 }
 
-impl From<BudgetStatus> for BudgetView {
-    fn from(s: BudgetStatus) -> Self {
+impl BudgetView {
+    /// The view of `s` at `now_ms`, paced with `lead_ms` (`budget.pacing_lead_ms`).
+    fn of(s: BudgetStatus, now_ms: i64, lead_ms: i64) -> Self {
         let units = |m: Option<i64>| m.map(|m| m as f64 / 1e6);
         let status = if s.exhausted() {
             BudgetState::Exhausted
         } else {
             BudgetState::Active
         };
+        let [ideal_today, ideal_total] = pacing::lines(&s.budget, now_ms, lead_ms);
         Self {
+            start: s.budget.start_ms.and_then(rfc3339),
+            end: s.budget.end_ms.and_then(rfc3339),
+            pacing: s.budget.pacing.as_str().to_owned(),
+            flight: Flight::of(&s.budget, now_ms).as_str().to_owned(),
+            ideal_today_micros: ideal_today.map(|l| l.ideal),
+            ideal_total_micros: ideal_total.map(|l| l.ideal),
+            grantable_micros: s.grantable_at(now_ms, lead_ms),
             daily: units(s.budget.daily_micros),
             total: units(s.budget.total_micros),
             daily_micros: s.budget.daily_micros,
@@ -187,6 +240,61 @@ fn limit(field: &str, v: Option<Micros>) -> Result<Option<i64>, Failure> {
     }
 }
 
+/// `ms` since the epoch as RFC 3339 (UTC); `None` out of `time`'s range
+/// (never for a time this API accepted).
+fn rfc3339(ms: i64) -> Option<String> {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()?;
+    t.format(&time::format_description::well_known::Rfc3339)
+        .ok()
+}
+
+/// An RFC 3339 time as ms since the epoch; the error names `field`.
+fn instant(field: &str, v: Option<&str>) -> Result<Option<i64>, Failure> {
+    let Some(v) = v else { return Ok(None) };
+    let t = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| {
+            bad(
+                field,
+                format!("{field}: must be an RFC 3339 time such as \"2026-12-01T00:00:00Z\" ({e})"),
+            )
+        })?;
+    let ms = t.unix_timestamp_nanos() / 1_000_000;
+    i64::try_from(ms)
+        .map(Some)
+        .map_err(|_| bad(field, format!("{field}: out of range")))
+}
+
+/// The flight and pacing of `spec`, checked against its limits.
+fn flight(
+    spec: &BudgetSpec,
+    daily: Option<i64>,
+    total: Option<i64>,
+) -> Result<(Option<i64>, Option<i64>, Pacing), Failure> {
+    let start = instant("start", spec.start.as_deref())?;
+    let end = instant("end", spec.end.as_deref())?;
+    if let (Some(s), Some(e)) = (start, end) {
+        if e <= s {
+            return Err(bad("end", "end: must be after start"));
+        }
+    }
+    let pacing = match spec.pacing.as_deref() {
+        None => Pacing::Asap,
+        Some(p) => {
+            Pacing::parse(p).ok_or_else(|| bad("pacing", "pacing: must be \"asap\" or \"even\""))?
+        }
+    };
+    if pacing == Pacing::Even
+        && daily.is_none()
+        && (total.is_none() || start.is_none() || end.is_none())
+    {
+        return Err(bad(
+            "pacing",
+            "pacing: \"even\" needs a daily limit, or a total with a start and an end (the line it is spread along)",
+        ));
+    }
+    Ok((start, end, pacing))
+}
+
 fn check_currency(c: Option<String>) -> Result<String, Failure> {
     match c {
         None => Ok(crate::budget::DEFAULT_BUDGET_CURRENCY.to_owned()),
@@ -205,17 +313,23 @@ async fn put(s: &AdminState, bidder: String, cid: Option<String>, body: &[u8]) -
             check_cid(c)?;
         }
         let spec: BudgetSpec = parse(body)?;
+        let daily_micros = limit("daily", spec.daily)?;
+        let total_micros = limit("total", spec.total)?;
+        if daily_micros.is_none() && total_micros.is_none() {
+            return Err(bad("daily", "give a daily or a total limit (or both)"));
+        }
+        let (start_ms, end_ms, pacing) = flight(&spec, daily_micros, total_micros)?;
         let row = BudgetRow {
             account: account_key(&bidder, cid.as_deref()),
-            daily_micros: limit("daily", spec.daily)?,
-            total_micros: limit("total", spec.total)?,
+            daily_micros,
+            total_micros,
             currency: check_currency(spec.currency)?,
+            start_ms,
+            end_ms,
+            pacing,
             bidder,
             cid,
         };
-        if row.daily_micros.is_none() && row.total_micros.is_none() {
-            return Err(bad("daily", "give a daily or a total limit (or both)"));
-        }
         known_bidder(s, &row.bidder).await?;
         let now = b.clock().now_ms();
         // Known here before it is written: no auction on this replica awards
@@ -234,7 +348,7 @@ async fn put(s: &AdminState, bidder: String, cid: Option<String>, body: &[u8]) -
                 return Err(db_error(e));
             }
         };
-        tracing::info!(account = %row.account, daily = ?row.daily_micros, total = ?row.total_micros, currency = %row.currency, "admin: budget set");
+        tracing::info!(account = %row.account, daily = ?row.daily_micros, total = ?row.total_micros, currency = %row.currency, start_ms = ?row.start_ms, end_ms = ?row.end_ms, pacing = row.pacing.as_str(), "admin: budget set");
         // The other replicas learn it at their next reload.
         tokio::time::sleep(b.propagation()).await;
         let status = view(b, &row.account).await?;
@@ -249,9 +363,10 @@ async fn put(s: &AdminState, bidder: String, cid: Option<String>, body: &[u8]) -
 }
 
 async fn view(b: &Budgets, account: &str) -> Result<BudgetView, Failure> {
-    let day = utc_day(day_of(b.clock().now_ms()) * crate::budget::DAY_MS);
+    let now = b.clock().now_ms();
+    let day = utc_day(day_of(now) * crate::budget::DAY_MS);
     match b.store().budget_status(account, &day).await {
-        Ok(Some(s)) => Ok(s.into()),
+        Ok(Some(s)) => Ok(BudgetView::of(s, now, b.config().pacing_lead_ms as i64)),
         Ok(None) => Err(fail(
             StatusCode::NOT_FOUND,
             format!("no budget for {account:?}"),

@@ -43,7 +43,7 @@ fn offer(seat: &str, arrival: u32, imp: usize, price: f64) -> Offer<'_> {
         bundle: None,
         dealid: None,
         rejected: None,
-        affordable: true,
+        unpaid: None,
     }
 }
 
@@ -275,7 +275,7 @@ fn deals_are_respected() {
 fn a_bid_over_budget_loses_and_the_next_wins() {
     let offers = [
         Offer {
-            affordable: false,
+            unpaid: Some(LossReason::BudgetExhausted),
             ..offer("rich", 0, 0, 5.0)
         },
         offer("mid", 1, 0, 3.0),
@@ -292,7 +292,7 @@ fn a_bid_over_budget_loses_and_the_next_wins() {
     assert_eq!(w.clearing, m(1.01));
     // A rule that fails earlier names its own reason, not the budget.
     let below = [Offer {
-        affordable: false,
+        unpaid: Some(LossReason::BudgetExhausted),
         ..offer("rich", 0, 0, 0.1)
     }];
     let out = run(
@@ -538,7 +538,7 @@ fn work_is_linear_in_imps_and_offers() {
     assert_eq!(out.offers_of(7), &[21, 22, 23]);
     assert_eq!(out.wins[7].unwrap().offer, 23);
     let mut offers = offers;
-    offers[23].affordable = false;
+    offers[23].unpaid = Some(LossReason::BudgetExhausted);
     out.rerun(&r, &offers, 7);
     assert_eq!(visits(), 3);
     assert_eq!(out.wins[7].unwrap().offer, 22);

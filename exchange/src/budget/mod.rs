@@ -51,6 +51,7 @@ pub use rtb_ledger::leases::{
 };
 
 use crate::config::ConfigError;
+pub use rtb_ledger::pacing::{self, Flight, Pacing};
 pub use rtb_ledger::store::{day_of, DAY_MS};
 use rtb_ledger::{store::utc_day, LedgerError, Store};
 pub use rtb_proto::events::Leased;
@@ -79,6 +80,14 @@ pub struct BudgetConfig {
     /// A lease its instance stops renewing returns to the account after
     /// this; renewed every third of it.
     pub lease_ttl_ms: u64,
+    /// How far an `even` budget's spend may run ahead of its ideal line, as
+    /// the time the line takes to move that far: grants keep spend plus
+    /// leases within the line plus half of it, and wins are admitted with a
+    /// probability that falls from 1 to 0 across it (see
+    /// [`rtb_ledger::pacing`]). A minute: a daily budget runs at most
+    /// 30 s of its even rate ahead, and the lease refills (every
+    /// `refill_interval_ms`) see the line move many times within it.
+    pub pacing_lead_ms: u64,
 }
 
 impl Default for BudgetConfig {
@@ -91,6 +100,7 @@ impl Default for BudgetConfig {
             refill_interval_ms: 20,
             reload_interval_ms: 1_000,
             lease_ttl_ms: 15_000,
+            pacing_lead_ms: 60_000,
         }
     }
 }
@@ -115,6 +125,12 @@ impl BudgetConfig {
         }
         if self.refill_interval_ms == 0 || self.reload_interval_ms == 0 {
             return bad("refill_interval_ms", "intervals must be at least 1 ms");
+        }
+        if self.pacing_lead_ms < 2 * self.refill_interval_ms.max(1) {
+            return bad(
+                "pacing_lead_ms",
+                "must be at least two refill intervals (the line must move less than a lead between refills)",
+            );
         }
         if self.lease_ttl_ms < 3 * self.refill_interval_ms.max(1) || self.lease_ttl_ms < 1_000 {
             return bad(
@@ -155,6 +171,11 @@ struct Lease {
     /// [`safety_margin`](Budgets::safety_margin). Moved on by every grant
     /// and renewal that finds the row alive.
     valid_until_ms: i64,
+    /// Spent plus leased over every instance, `(total, today)`, as the
+    /// last grant today found it (its own amount included); `None` before
+    /// one. Even pacing's estimate of spend is this less what this lease
+    /// still holds (see [`Lease::spent_estimate`]).
+    committed: Option<(i64, i64)>,
 }
 
 impl Lease {
@@ -165,6 +186,16 @@ impl Lease {
         } else {
             self.available(day)
         }
+    }
+
+    /// Even pacing's estimate of spend, `(total, today)`: what the last
+    /// grant found committed, less what this lease has not awarded yet
+    /// (every other instance's lease counted whole: an estimate that errs
+    /// high, so pacing errs towards spending less). `None` before a grant.
+    fn spent_estimate(&self, day: i64) -> Option<(i64, i64)> {
+        let (total, today) = self.committed?;
+        let held = self.available(day).max(0);
+        Some((total - held, today - held))
     }
 
     fn available(&self, day: i64) -> i64 {
@@ -205,7 +236,8 @@ impl Lease {
     }
 }
 
-/// Why [`Budgets::blocked`] turns a bidder away.
+/// Why [`Budgets::blocked`] turns a bidder away, or [`Budgets::reserve`]
+/// refuses a win.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     /// Its lease is empty (or smaller than a price that did not fit).
@@ -213,6 +245,12 @@ pub enum Refusal {
     /// Its budget is kept in another currency than the auction's, and there
     /// are no conversion rates.
     Currency,
+    /// The budget's flight has not started or has ended (for
+    /// [`Budgets::blocked`]: the bidder's own, or every one of its
+    /// campaigns').
+    OutOfFlight,
+    /// Even pacing held the win back: spend is ahead of the ideal line.
+    Paced,
 }
 
 /// A budgeted account and this instance's lease on it.
@@ -333,17 +371,33 @@ impl Budgets {
         &self.clock
     }
 
+    /// `[budget]` as this instance runs it.
+    pub fn config(&self) -> &BudgetConfig {
+        &self.cfg
+    }
+
     /// Why the auction should not call `seat` for an auction on `day` in
-    /// `currency`, if it has a budget of its own: this instance's lease on it
-    /// is empty (the refill task is asked for more), or the budget is kept
-    /// in another currency. `None`: call it.
+    /// `currency`, if it has a budget: its own budget's flight has not
+    /// started or has ended, or it has campaign budgets and none of them is
+    /// in flight (a bidder with campaign budgets is taken to bid for them);
+    /// its own lease on this instance is empty (the refill task is asked
+    /// for more); or its own budget is kept in another currency. `None`:
+    /// call it.
     pub fn blocked(&self, seat: &str, day: i64, currency: &str) -> Option<Refusal> {
         let seats = self.seats.load();
-        let own = seats.get(seat).and_then(|s| s.own.as_ref())?;
+        let s = seats.get(seat)?;
+        let now = self.clock.now_ms();
+        let live = |a: &Arc<Account>| Flight::of(&a.row, now) == Flight::Live;
+        if s.own.as_ref().is_some_and(|a| !live(a))
+            || (!s.campaigns.is_empty() && !s.campaigns.values().any(live))
+        {
+            return Some(Refusal::OutOfFlight);
+        }
+        let own = s.own.as_ref()?;
         if !own.row.currency.eq_ignore_ascii_case(currency) {
             return Some(Refusal::Currency);
         }
-        let empty = own.lease().starved(day, self.clock.now_ms());
+        let empty = own.lease().starved(day, now);
         if empty {
             self.wake.notify_one();
             return Some(Refusal::Exhausted);
@@ -401,12 +455,15 @@ impl Budgets {
 
     /// Takes `amount` (a win's clearing price, in `currency`) out of the
     /// leases of `seat` and of its campaign `cid`, whichever have a budget,
-    /// for `day`: all or nothing. `None` when they cannot pay it: the win is
-    /// lost (counted) and the refill task is asked to trade the remainder for
-    /// a grant of at least `amount`. `None` too when a budget is kept in
-    /// another currency (no conversion rates), leaving the leases as they are.
-    /// Otherwise which leases paid ([`Leased::NONE`] for a seat without a
-    /// budget): the event carries it, so the ledger debits exactly those.
+    /// for `day`: all or nothing. Refused, leaving the leases as they are,
+    /// when a budget is kept in another currency (no conversion rates), when
+    /// a budget's flight does not include now, or when even pacing holds the
+    /// win back (drawn with [`pacing::admit_share`]'s probability). Refused
+    /// too when the leases cannot pay it: the win is lost (counted) and the
+    /// refill task is asked to trade the remainder for a grant of at least
+    /// `amount`. Otherwise which leases paid ([`Leased::NONE`] for a seat
+    /// without a budget): the event carries it, so the ledger debits
+    /// exactly those.
     pub fn reserve(
         &self,
         seat: &str,
@@ -414,10 +471,10 @@ impl Budgets {
         amount: i64,
         day: i64,
         currency: &str,
-    ) -> Option<Leased> {
+    ) -> Result<Leased, Refusal> {
         let seats = self.seats.load();
         let Some(s) = seats.get(seat) else {
-            return Some(Leased::NONE);
+            return Ok(Leased::NONE);
         };
         let accounts = s.for_bid(cid);
         let leased = Leased {
@@ -430,11 +487,33 @@ impl Budgets {
             .any(|a| !a.row.currency.eq_ignore_ascii_case(currency))
         {
             self.lost.fetch_add(1, Ordering::Relaxed);
-            return None;
+            return Err(Refusal::Currency);
         }
         let now = self.clock.now_ms();
+        if accounts
+            .iter()
+            .flatten()
+            .any(|a| Flight::of(&a.row, now) != Flight::Live)
+        {
+            return Err(Refusal::OutOfFlight);
+        }
         // Lock order: bidder, then campaign (for_bid's order), everywhere.
         let mut guards = accounts.map(|a| a.map(|a| a.lease()));
+        let lead = self.cfg.pacing_lead_ms as i64;
+        let share = accounts
+            .iter()
+            .zip(&guards)
+            .filter_map(|(a, l)| Some((a.as_ref()?, l.as_ref()?)))
+            .filter(|(a, _)| a.row.pacing == Pacing::Even)
+            .map(|(a, l)| match l.spent_estimate(day) {
+                Some(spent) => pacing::admit_share(&a.row, now, lead, spent),
+                // No grant yet today: nothing to award from either.
+                None => 1.0,
+            })
+            .fold(1.0_f64, f64::min);
+        if share < 1.0 && rand::random::<f64>() >= share {
+            return Err(Refusal::Paced);
+        }
         if guards.iter().flatten().any(|l| l.usable(day, now) < amount) {
             for l in guards.iter_mut().flatten() {
                 if l.usable(day, now) < amount {
@@ -444,7 +523,7 @@ impl Budgets {
             drop(guards);
             self.lost.fetch_add(1, Ordering::Relaxed);
             self.wake.notify_one();
-            return None;
+            return Err(Refusal::Exhausted);
         }
         let mut low = false;
         for l in guards.iter_mut().flatten() {
@@ -455,7 +534,7 @@ impl Budgets {
         if low {
             self.wake.notify_one();
         }
-        Some(leased)
+        Ok(leased)
     }
 
     /// Gives `amount` back to the leases a [`reserve`](Self::reserve) of
@@ -700,6 +779,7 @@ impl Budgets {
             min_micros: self.cfg.min_lease_micros,
             fraction: self.cfg.lease_fraction,
             ttl_ms: self.cfg.lease_ttl_ms as i64,
+            pacing_lead_ms: self.cfg.pacing_lead_ms as i64,
         };
         let granted = match tokio::time::timeout(self.call_timeout(), self.store.grant(&req)).await
         {
@@ -722,9 +802,10 @@ impl Budgets {
         if l.day != Some(day) {
             return Ok(()); // The day turned meanwhile; the next pass starts over.
         }
-        if granted.is_some() {
+        if let Some(g) = granted {
             // The row's expiry is now_ms + ttl (judged by this clock).
             l.valid_until_ms = l.valid_until_ms.max(self.valid_until(now_ms));
+            l.committed = Some(g.committed);
         }
         if l.generation != generation {
             // The budget changed while the grant was made, perhaps under the

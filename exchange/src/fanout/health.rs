@@ -84,6 +84,9 @@ pub enum Skip {
     Unrecorded,
     /// Its `tmax_deduction_ms` leaves it no time to answer in this auction.
     NoTime,
+    /// Its budget's flight has not started or has ended (or every one of
+    /// its campaign budgets' has).
+    OutOfFlight,
 }
 
 impl Skip {
@@ -97,6 +100,7 @@ impl Skip {
             Skip::BudgetCurrency => "budget in another currency",
             Skip::Unrecorded => "auction events cannot be recorded (journal or spool unwritable)",
             Skip::NoTime => "no time left after tmax_deduction_ms",
+            Skip::OutOfFlight => "budget outside its flight (start/end)",
         }
     }
 
@@ -105,7 +109,9 @@ impl Skip {
     /// leaves codes from 500 up to the exchange.
     pub fn code(self) -> u16 {
         match self {
-            Skip::Budget | Skip::BudgetCurrency | Skip::Unrecorded => crate::outcome::NONBID_BUDGET,
+            Skip::Budget | Skip::BudgetCurrency | Skip::Unrecorded | Skip::OutOfFlight => {
+                crate::outcome::NONBID_BUDGET
+            }
             _ => crate::outcome::NONBID_NOT_CALLED,
         }
     }

@@ -12,7 +12,9 @@ use rtb_proto::Micros;
 use tokio::time::Instant;
 
 use super::DEFAULT_CURRENCY;
-use crate::auction::{oversized, AuctionType, DealRule, ImpRule, Invalid, Offer, Outcome, Rules};
+use crate::auction::{
+    oversized, AuctionType, DealRule, ImpRule, Invalid, LossReason, Offer, Outcome, Rules,
+};
 use crate::config::AuctionConfig;
 use crate::outcome::{BidderStatus, Decoded};
 
@@ -192,7 +194,7 @@ pub(crate) fn offers<'a>(
                     bundle: bid.bundle.as_deref(),
                     dealid: bid.dealid.as_deref(),
                     rejected,
-                    affordable: true,
+                    unpaid: None,
                 });
                 sources.push((d, s, b));
             }
@@ -206,7 +208,8 @@ pub(crate) fn offers<'a>(
 
 /// Awards the auction's wins, imp by imp, each only if the deadline has not
 /// passed (`now()` is read before each) and `pay` (the budget leases) takes
-/// its clearing price. A winner `pay` refuses loses (loss reason 1000) and
+/// its clearing price. A winner `pay` refuses loses with the reason `pay`
+/// gives (1000 budget exhausted, 1001 out of flight, 1002 paced) and
 /// its imp alone is priced again, so the next bid wins, priced against
 /// what is left; each refusal removes one offer, so this ends. Once the
 /// deadline has passed, this win and every later one are withdrawn (loss
@@ -218,7 +221,7 @@ pub(crate) fn award(
     result: &mut Outcome,
     deadline: Instant,
     now: impl Fn() -> Instant,
-    mut pay: impl FnMut(usize, &Offer<'_>, Micros) -> bool,
+    mut pay: impl FnMut(usize, &Offer<'_>, Micros) -> Result<(), LossReason>,
 ) {
     for imp in 0..result.wins.len() {
         while let Some(win) = result.wins[imp] {
@@ -228,10 +231,10 @@ pub(crate) fn award(
                 }
                 return;
             }
-            if pay(win.offer, &offers[win.offer], win.clearing) {
-                break;
+            match pay(win.offer, &offers[win.offer], win.clearing) {
+                Ok(()) => break,
+                Err(why) => offers[win.offer].unpaid = Some(why),
             }
-            offers[win.offer].affordable = false;
             result.rerun(rules, offers, imp);
         }
     }
@@ -260,7 +263,7 @@ mod tests {
             bundle: None,
             dealid: None,
             rejected: None,
-            affordable: true,
+            unpaid: None,
         }
     }
 
@@ -306,7 +309,11 @@ mod tests {
             Instant::now,
             |i, o, price| {
                 asked.push((i, price.0));
-                !(o.seat == "rich" && i == 0)
+                if o.seat == "rich" && i == 0 {
+                    Err(LossReason::BudgetExhausted)
+                } else {
+                    Ok(())
+                }
             },
         );
         assert_eq!(asked, vec![(0, 3_010_000), (1, 1_010_000), (3, 10_000)]);
@@ -333,7 +340,7 @@ mod tests {
         let mut paid = 0;
         award(&r, &mut offers, &mut result, deadline, now, |_, _, _| {
             paid += 1;
-            true
+            Ok(())
         });
         assert_eq!(paid, 2);
         assert!(result.wins[0].is_some() && result.wins[1].is_some());
